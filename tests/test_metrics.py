@@ -1,0 +1,80 @@
+"""Metric functions on hand-built cases with known answers."""
+
+import pytest
+import torch
+
+from sinkbench import metrics
+
+
+def causal_uniform(T):
+    """Each query spreads its attention evenly over the keys it can see."""
+    mask = torch.ones(T, T).tril()
+    return mask / mask.sum(-1, keepdim=True)
+
+
+def test_all_mass_on_first_key_gives_alpha_one_and_full_sink_rate():
+    pattern = torch.zeros(8, 8)
+    pattern[:, 0] = 1
+    first_key = pattern[:, 0].expand(3, 2, 4, 8)  # (N, L, H, T)
+    alphas = metrics.alpha(first_key)
+    assert torch.all(alphas == 1)
+    assert metrics.sink_rates(alphas) == {"0.3": 1.0, "0.5": 1.0, "0.8": 1.0}
+
+
+def test_uniform_causal_attention_alpha_is_mean_of_reciprocals():
+    T = 6
+    alpha = metrics.alpha(causal_uniform(T)[:, 0])
+    assert alpha.item() == pytest.approx(sum(1 / (t + 1) for t in range(T)) / T)
+
+
+def test_sink_rate_counts_heads_over_eps_then_averages_sequences():
+    alphas = torch.tensor([[[0.9, 0.1], [0.6, 0.2]], [[0.4, 0.4], [0.4, 0.4]]])  # (2 seqs, 2 layers, 2 heads)
+    assert metrics.sink_rate(alphas, 0.5) == pytest.approx((2 / 4 + 0 / 4) / 2)
+    assert metrics.sink_rate(alphas, 0.3) == pytest.approx((2 / 4 + 4 / 4) / 2)
+    assert metrics.sink_rate(alphas, 0.8) == pytest.approx((1 / 4) / 2)
+    with pytest.raises(ValueError, match="sequences, layers, heads"):
+        metrics.sink_rate(alphas[0], 0.5)
+
+
+def test_alpha_ignores_invalid_query_rows():
+    first_key = torch.tensor([[1.0, 0.5, 0.0, 0.0]])
+    valid = torch.tensor([[True, True, False, False]])
+    assert metrics.alpha(first_key, valid).item() == pytest.approx(0.75)
+
+
+def test_first_k_mass_and_strongest_heads():
+    cumulative = causal_uniform(4)[:, :2].cumsum(-1)  # (T, K)
+    mass = metrics.first_k_mass(cumulative)
+    assert mass.tolist() == pytest.approx([(1 + 1 / 2 + 1 / 3 + 1 / 4) / 4, (1 + 1 + 2 / 3 + 2 / 4) / 4])
+    table = torch.tensor([[0.1, 0.9], [0.5, 0.2]])
+    assert metrics.strongest_heads(table, top=2) == [(0, 1, pytest.approx(0.9)), (1, 0, pytest.approx(0.5))]
+
+
+def test_massive_activation_finds_the_outlier_position():
+    hidden = torch.ones(1, 5, 4)
+    hidden[0, 2, 1] = -300.0
+    ratio, position = metrics.massive_activation(hidden)
+    assert ratio.item() == pytest.approx(300.0)
+    assert position.item() == 2
+
+
+def test_value_norm_ratio():
+    value = torch.ones(1, 1, 3, 2)
+    value[0, 0, 0] = 0.1  # small first value: a no-op sink
+    assert metrics.value_norm_ratio(value).item() == pytest.approx(0.1)
+
+
+def test_overmixing_measures_only_later_positions():
+    reference = torch.ones(2, 5, 3)
+    perturbed = reference.clone()
+    perturbed[1, 3:] *= 1.5  # layer 1 moved positions 3, 4 by half their norm
+    perturbed[1, 0] = 99.0  # before the perturbed position: must be ignored
+    change = metrics.overmixing(reference, perturbed, position=2)
+    assert change.tolist() == pytest.approx([0.0, 0.5])
+
+
+def test_representation_spread_zero_when_all_tokens_equal():
+    collapsed = torch.ones(1, 4, 3)
+    spread_out = torch.eye(3).unsqueeze(0)
+    assert metrics.representation_spread(collapsed).item() == pytest.approx(0.0)
+    assert metrics.representation_spread(spread_out).item() > 0.5

@@ -1,0 +1,121 @@
+"""Model loading and `sinkbench probe` on a tiny saved model: identity, refusals, bad input."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import make_tokenizer
+from sinkbench.cli import main
+from sinkbench.conditions import Condition, knockout_layers
+from sinkbench.errors import SinkbenchError
+from sinkbench.models import load_model
+
+
+def test_identity_of_a_local_model(tiny_loaded):
+    identity = tiny_loaded.identity
+    assert identity.source == "local" and identity.family == "llama"
+    assert (identity.n_layers, identity.n_heads, identity.n_kv_heads) == (2, 4, 2)
+    assert identity.bos_token == "<bos>" and identity.adds_bos is True
+    assert identity.n_parameters == sum(p.numel() for p in tiny_loaded.model.parameters())
+
+
+def test_pickle_weights_refused_unless_asked(tmp_path, tiny_model_dir):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    (folder / "pytorch_model.bin").write_bytes(b"not really")
+    with pytest.raises(SinkbenchError, match="--allow-pickle"):
+        load_model(str(folder))
+
+
+def test_remote_code_refused_unless_asked(tmp_path, tiny_model_dir):
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_x.X"}
+    folder = tmp_path / "remote"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SinkbenchError, match="--trust-remote-code"):
+        load_model(str(folder))
+
+
+def test_unknown_model_and_missing_paths():
+    with pytest.raises(SinkbenchError, match="model path not found"):
+        load_model("./no/such/model")
+    with pytest.raises(SinkbenchError, match="GGUF file not found"):
+        load_model("/tmp/none.gguf")
+
+
+def test_conditions_parse_and_heads():
+    tokenizer = make_tokenizer(adds_bos=True)
+    bos = tokenizer.bos_token_id
+    assert Condition.from_args(bos="keep").head_tokens(tokenizer, adds_bos=True) == [bos]
+    assert Condition.from_args(bos="keep").head_tokens(tokenizer, adds_bos=False) == []
+    assert Condition.from_args(bos="drop").head_tokens(tokenizer, adds_bos=True) == []
+    assert Condition.from_args(bos="double").head_tokens(tokenizer, adds_bos=True) == [bos, bos]
+    assert Condition.from_args(bos="replace:<eos>").head_tokens(tokenizer, True) == [tokenizer.eos_token_id]
+    assert Condition.from_args(bos="replace:7").head_tokens(tokenizer, True) == [7]
+    with pytest.raises(SinkbenchError, match="not a single token"):
+        Condition.from_args(bos="replace:notaword").head_tokens(tokenizer, True)
+    assert Condition.from_args(bos="drop", prefix="64").name == "bos=drop,prefix=64"
+    with pytest.raises(SinkbenchError, match="bos must be one of"):
+        Condition.from_args(bos="maybe")
+    with pytest.raises(SinkbenchError, match="unknown condition"):
+        Condition.from_args(prefx=3)
+    with pytest.raises(SinkbenchError, match="needs window"):
+        Condition.from_args(sinks=4)
+    assert knockout_layers("0-2+5", 8) == {0, 1, 2, 5}
+    assert knockout_layers("all", 3) == {0, 1, 2}
+    with pytest.raises(SinkbenchError, match="has 4 layers"):
+        knockout_layers("6", 4)
+
+
+@pytest.fixture
+def texts_file(tmp_path):
+    path = tmp_path / "texts.jsonl"
+    lines = ["the cat sat on the house . the dog ran to the river and saw a big fish ."] * 5
+    path.write_text("\n".join(json.dumps({"text": t}) for t in lines) + "\n")
+    return path
+
+
+def test_probe_cli_writes_profile_and_heatmap(tiny_model_dir, texts_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["probe", "--model", str(tiny_model_dir), "--data", str(texts_file), "--T", "12", "--n", "4",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    profile = json.loads((out / "profile.json").read_text())
+    assert profile["n_sequences"] == 4 and profile["mean_tokens"] == 12
+    assert profile["first_tokens"][0]["token"] == "<bos>"
+    assert len(profile["alpha_by_head"]) == 2 and len(profile["alpha_by_head"][0]) == 4
+    assert set(profile["sink_rate"]) == {"0.3", "0.5", "0.8"}
+    assert (out / "alpha_heatmap.png").stat().st_size > 1000
+    assert "sink rate" in capsys.readouterr().out
+    main(["probe", "--model", str(tiny_model_dir), "--data", str(texts_file), "--T", "12", "--n", "4",
+          "--bos", "drop", "--out", str(tmp_path / "drop"), "--quiet"])
+    dropped = json.loads((tmp_path / "drop" / "profile.json").read_text())
+    assert dropped["first_tokens"][0]["token"] != "<bos>"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"--data": "/nope.jsonl"}, "data file not found"),
+        ({"--model": "./not-a-model"}, "model path not found"),
+        ({"--T": "100000"}, "larger than the model's context"),
+        ({"--bos": "sideways"}, "bos must be one of"),
+    ],
+)
+def test_probe_cli_bad_input_is_one_line(change, message, tiny_model_dir, texts_file, tmp_path, capsys):
+    args = {"--model": str(tiny_model_dir), "--data": str(texts_file), "--out": str(tmp_path / "o"), "--T": "8"}
+    args.update(change)
+    code = main(["probe", *[x for kv in args.items() for x in kv], "--quiet"])
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]  # loading progress bars may come before it
+    assert code == 2 and last.startswith("sinkbench: error:") and message in last and "Traceback" not in err
+
+
+def test_probe_cli_empty_text(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "bad.jsonl"
+    data.write_text(json.dumps({"text": "the cat"}) + "\n" + json.dumps({"text": "  "}) + "\n")
+    code = main(["probe", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(tmp_path / "o")])
+    assert code == 2 and "bad.jsonl:2: empty text" in capsys.readouterr().err

@@ -1,0 +1,132 @@
+"""The probe's numbers equal a naive computation from full attention matrices, on every architecture."""
+
+import pytest
+import torch
+
+from conftest import ARCHS, make_model
+from sinkbench import metrics
+from sinkbench.attention import MaskEdit, attention_session
+from sinkbench.probe import SinkProbe
+
+
+def eager_attentions(model, ids):
+    """Full (B, H, T, T) attention matrices per layer, the slow way."""
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        return model(ids, output_attentions=True).attentions
+    finally:
+        model.set_attn_implementation(previous)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@torch.no_grad()
+def test_probe_matches_full_attention_matrices(arch):
+    model = make_model(arch)
+    ids = torch.randint(4, 100, (2, 24), generator=torch.Generator().manual_seed(1))
+    reference_logits = model(ids).logits
+    with SinkProbe(model, first_k=3) as probe:
+        logits = model(ids).logits
+        stats = probe.collect()
+    assert torch.equal(logits, reference_logits), "the probe changed the model's output"
+    attentions = eager_attentions(model, ids)
+    expected = torch.stack([a[..., :3].cumsum(-1) for a in attentions], dim=1)  # (B, L, H, T, 3)
+    assert stats.first_k_mass.shape == expected.shape
+    torch.testing.assert_close(stats.first_k_mass, expected, atol=1e-5, rtol=1e-5)
+    naive_alpha = torch.stack([a[..., 0].mean(-1) for a in attentions], dim=1)  # (B, L, H)
+    torch.testing.assert_close(metrics.alpha(stats.first_key), naive_alpha, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_gemma3_sliding_layer_sees_no_first_key_beyond_window():
+    model = make_model("gemma3")  # layer 0 slides over 8 keys
+    ids = torch.randint(4, 100, (1, 20))
+    with SinkProbe(model) as probe:
+        model(ids)
+        stats = probe.collect()
+    assert torch.all(stats.first_key[0, 0, :, 8:] == 0)
+    assert torch.all(stats.first_key[0, 1, :, 8:] > 0)
+
+
+@torch.no_grad()
+def test_learned_sink_logit_rows_sum_below_one():
+    model = make_model("gpt_oss")
+    ids = torch.randint(4, 100, (2, 12))
+    reference = model(ids).logits
+    with SinkProbe(model, first_k=2) as probe:
+        logits = model(ids).logits
+        stats = probe.collect()
+    torch.testing.assert_close(logits, reference, atol=1e-5, rtol=1e-4)
+    attentions = eager_attentions(model, ids)  # rows exclude the sink column
+    expected_first = torch.stack([a[..., 0] for a in attentions], dim=1)
+    torch.testing.assert_close(stats.first_key, expected_first, atol=1e-5, rtol=1e-5)
+    expected_sink = torch.stack([1 - a.sum(-1) for a in attentions], dim=1)
+    assert stats.learned_sink is not None
+    torch.testing.assert_close(stats.learned_sink, expected_sink, atol=1e-5, rtol=1e-5)
+    assert expected_sink.min() > 0
+
+
+@torch.no_grad()
+def test_massive_activation_hook_matches_hidden_states():
+    model = make_model("llama")
+    ids = torch.randint(4, 100, (2, 16))
+    hidden = model(ids, output_hidden_states=True).hidden_states
+    with SinkProbe(model) as probe:
+        model(ids)
+        stats = probe.collect()
+    # hidden_states[-1] is after the final norm; layer outputs are hidden_states[1:-1] plus the last raw one
+    ratio, position = metrics.massive_activation(hidden[1])
+    torch.testing.assert_close(stats.massive_ratio[:, 0], ratio)
+    assert torch.equal(stats.massive_position[:, 0], position)
+
+
+@torch.no_grad()
+def test_knockout_and_window_masks():
+    model = make_model("llama")
+    ids = torch.randint(4, 100, (1, 16))
+    with SinkProbe(model, edit=MaskEdit(knockout_layers=frozenset({1}))) as probe:
+        model(ids)
+        stats = probe.collect()
+    assert torch.all(stats.first_key[0, 1, :, 1:] == 0)
+    assert torch.all(stats.first_key[0, 0, :, 1:] > 0)
+    with SinkProbe(model, edit=MaskEdit(window=4, sinks=0)) as probe:
+        model(ids)
+        windowed = probe.collect()
+    assert torch.all(windowed.first_key[..., 4:] == 0) and torch.all(windowed.first_key[..., :4] > 0)
+    with SinkProbe(model, edit=MaskEdit(window=4, sinks=1)) as probe:
+        model(ids)
+        with_sink = probe.collect()
+    assert torch.all(with_sink.first_key > 0)
+    # window + sinks must equal eager attention under the same explicit mask
+    t = torch.arange(16)
+    allowed = (t[None, :] <= t[:, None]) & (((t[:, None] - t[None, :]) < 4) | (t[None, :] < 1))
+    additive = torch.zeros(1, 1, 16, 16).masked_fill(~allowed, float("-inf"))
+    model.set_attn_implementation("eager")
+    try:
+        eager = model(ids, attention_mask=additive, output_attentions=True).attentions
+    finally:
+        model.set_attn_implementation("sdpa")
+    torch.testing.assert_close(with_sink.first_key[0], torch.stack([a[0, ..., 0] for a in eager]), atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_session_restores_attention_implementation():
+    model = make_model("llama")
+    with attention_session(model):
+        assert model.config._attn_implementation == "sinkbench"
+    assert model.config._attn_implementation == "sdpa"
+
+
+@torch.no_grad()
+def test_cached_decoding_matches_full_pass():
+    """With a KV cache the queries are offset: first-key attention must still be right."""
+    model = make_model("llama")
+    ids = torch.randint(4, 100, (1, 20))
+    with SinkProbe(model) as probe:
+        model(ids)
+        full = probe.collect().first_key
+        out = model(ids[:, :12], use_cache=True)
+        probe.collect()
+        model(ids[:, 12:], past_key_values=out.past_key_values)
+        tail = probe.collect().first_key
+    torch.testing.assert_close(tail, full[..., 12:], atol=1e-5, rtol=1e-5)
