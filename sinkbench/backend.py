@@ -1,0 +1,342 @@
+"""lm-eval model backend `sinkbench`: an HFLM whose every sequence starts as a stress condition says.
+
+    lm_eval --model sinkbench --model_args pretrained=gemma3-270m,bos=drop,prefix=512 ...
+
+What it changes against stock `hf`:
+* `<bos>` is placed by the condition, never by the tokenizer or lm-eval: texts are encoded
+  without special tokens and every sequence is `head + stress prefix + text`. The start of
+  every sequence is checked before it enters the model; a mismatch raises.
+* The stress prefix is run once and reused as a KV cache.
+* Logits are computed only at scored positions (`logits_to_keep`): the LM head of a 262k
+  vocabulary dominates small models otherwise.
+* The same forward passes feed a SinkProbe: per-request sink statistics go to a sidecar
+  JSONL and, aggregated per task, into `results["config"]["sinkbench"]`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import handle_stop_sequences
+from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+from tqdm import tqdm
+
+import sinkbench
+from sinkbench import metrics
+from sinkbench.attention import attention_session
+from sinkbench.conditions import Condition, check_sequence_start
+from sinkbench.data import stress_prefix
+from sinkbench.errors import SinkbenchError
+from sinkbench.ledger import RequestSinks, SinkLedger
+from sinkbench.models import load_model
+from sinkbench.probe import SinkProbe
+
+log = logging.getLogger(__name__)
+_NO_TOKEN = -1  # placeholder lm-eval's rolling windows put where a prefix token would go
+
+
+@dataclass
+class ScoreItem:
+    key: tuple | None  # (task, doc_id, idx[, window]) for the sidecar; None for anonymous requests
+    context: list[int]  # text tokens only: no <bos>, no stress prefix
+    continuation: list[int]
+
+
+def _request_key(request) -> tuple | None:
+    if getattr(request, "task_name", None) is None:
+        return None
+    return (request.task_name, request.doc_id, request.idx)
+
+
+@register_model("sinkbench")
+class SinkbenchLM(HFLM):
+    """HFLM with stress conditions and sink metrics; see the module docstring."""
+
+    def __init__(
+        self,
+        pretrained: str = "smollm2-135m",
+        bos: str = "keep",
+        prefix: int = 0,
+        window: int | None = None,
+        sinks: int = 0,
+        knockout: str | None = None,
+        sidecar: str | None = None,
+        data_dir: str | None = None,
+        first_k: int = 4,
+        dtype: str = "float32",
+        trust_remote_code: bool = False,
+        allow_pickle: bool = False,
+        family: str | None = None,
+        **kwargs,
+    ):
+        self.condition = Condition.from_args(bos=bos, prefix=prefix, window=window, sinks=sinks, knockout=knockout)
+        device = str(kwargs.pop("device", None) or "cpu")
+        loaded = load_model(
+            str(pretrained), dtype=dtype, trust_remote_code=trust_remote_code,
+            allow_pickle=allow_pickle, family=family, device=device,
+        )
+        kwargs.pop("tokenizer", None)
+        kwargs.pop("add_bos_token", None)  # the condition decides, not the tokenizer
+        super().__init__(pretrained=loaded.model, tokenizer=loaded.tokenizer, add_bos_token=False, **kwargs)
+        self.identity = loaded.identity
+        self._setup_data_parallel()
+        tokenizer = self.tokenizer
+        self.head = self.condition.head_tokens(tokenizer, self.identity.adds_bos)
+        self.stress = stress_prefix(tokenizer, self.condition.prefix, data_dir) if self.condition.prefix else None
+        self.prefix_ids = list(self.stress.token_ids) if self.stress else []
+        self.fixed = self.head + self.prefix_ids  # the part every sequence starts with
+        if len(self.fixed) + 2 > self.max_length:
+            raise SinkbenchError(f"prefix of {len(self.fixed)} tokens leaves no room in a {self.max_length}-token context")
+        edit = self.condition.mask_edit(self.identity.n_layers)
+        self.probe = SinkProbe(self.model, first_k=first_k, edit=edit, activations=False)
+        self.edit = edit
+        if sidecar is not None and self.rank > 0:
+            sidecar = f"{sidecar}.rank{self.rank}"
+        if sidecar is not None:
+            Path(sidecar).parent.mkdir(parents=True, exist_ok=True)
+        self.ledger = SinkLedger(condition=self.condition.name, sidecar=Path(sidecar) if sidecar else None)
+        self.truncated_requests = 0
+        self._prefix_cache = None
+
+    # ---- set-up -------------------------------------------------------------------------
+
+    def _setup_data_parallel(self) -> None:
+        """HFLM skips its distributed set-up for a model object; do the data-parallel part here."""
+        from accelerate import PartialState
+
+        state = PartialState()
+        if state.num_processes > 1:
+            from accelerate import Accelerator
+
+            self.accelerator = Accelerator()
+            self._rank = self.accelerator.process_index
+            self._world_size = self.accelerator.num_processes
+
+    @property
+    def cache_fingerprint(self) -> str:
+        """Identifies model and condition, so lm-eval's request cache never mixes two of them."""
+        parts = [sinkbench.__version__, self.identity.name, str(self.identity.weights_sha256),
+                 str(self.identity.revision), self.identity.dtype, self.condition.name,
+                 self.stress.tokens_sha256 if self.stress else ""]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+    def tok_encode(self, string: str, add_special_tokens=None, left_truncate_len=None, **kwargs) -> list[int]:
+        """Text tokens only. <bos> is placed by the condition (lm-eval would add or double it)."""
+        encoding = self.tokenizer.encode(string, add_special_tokens=False)
+        return encoding[-left_truncate_len:] if left_truncate_len else encoding
+
+    # ---- sequence building --------------------------------------------------------------
+
+    def _full_sequence(self, context: list[int], continuation: list[int]) -> list[int]:
+        """fixed + context + continuation, the context cut from the left to fit the model."""
+        room = self.max_length + 1 - len(self.fixed)
+        if len(continuation) >= room:
+            raise SinkbenchError(f"a continuation of {len(continuation)} tokens does not fit after the fixed start")
+        body = context + continuation
+        if len(body) > room:
+            self.truncated_requests += 1
+            body = body[-room:]
+        sequence = self.fixed + body
+        check_sequence_start(sequence, self.head, self.prefix_ids, self.condition, self.tokenizer.bos_token_id)
+        return sequence
+
+    def _prefix_kv(self):
+        """KV cache of all fixed tokens but the last, computed once per model and condition."""
+        if self._prefix_cache is None:
+            ids = torch.tensor([self.fixed[:-1]], device=self.device)
+            self._prefix_cache = self.model(ids, use_cache=True).past_key_values
+            self.probe.collect()  # the prefix's own queries are not any request's
+        return self._prefix_cache
+
+    # ---- scoring ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _score(self, items: list[ScoreItem], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """(log P(continuation | fixed + context), greedy match) for every item, in input order."""
+        sequences = [self._full_sequence(item.context, item.continuation) for item in items]
+        order = sorted(range(len(items)), key=lambda i: -len(sequences[i]))
+        batch_size = self.batch_size if isinstance(self.batch_size, int) and self.batch_size > 0 else 1
+        use_cache = bool(self.prefix_ids)
+        skip = len(self.fixed) - 1 if use_cache else 0  # tokens held in the cache, not in the input
+        results: list[tuple[float, bool] | None] = [None] * len(items)
+        bar = tqdm(total=len(items), desc=f"sinkbench {self.condition.name}", disable=disable_tqdm or self.rank != 0)
+        self.probe.total_keys = None
+        with self.probe:
+            cache = self._prefix_kv() if use_cache else None
+            for start in range(0, len(order), batch_size):
+                batch = order[start : start + batch_size]
+                inputs = [sequences[i][skip:-1] for i in batch]
+                lengths = [len(x) for x in inputs]
+                cont_lens = [len(items[i].continuation) for i in batch]
+                ids = torch.zeros(len(batch), max(lengths), dtype=torch.long, device=self.device)
+                for row, tokens in enumerate(inputs):  # right padding: causal rows never see it
+                    ids[row, : len(tokens)] = torch.tensor(tokens)
+                width = max(cont_lens)
+                keep = torch.stack([torch.arange(n - width, n).clamp(min=0) for n in lengths]).to(self.device)
+                kwargs = {"logits_to_keep": keep}
+                if cache is not None:
+                    kwargs["past_key_values"] = copy.deepcopy(cache)
+                    kwargs["past_key_values"].batch_repeat_interleave(len(batch))
+                    self.probe.total_keys = skip + ids.shape[1]
+                logits = self.model(ids, **kwargs).logits  # (B, width, V)
+                logprobs = F.log_softmax(logits.float(), dim=-1)
+                stats = self.probe.collect()
+                for row, index in enumerate(batch):
+                    cont = torch.tensor(items[index].continuation, device=self.device)
+                    scored = logprobs[row, width - len(cont) :]  # (C, V)
+                    greedy = bool((scored.argmax(-1) == cont).all())
+                    results[index] = (scored.gather(-1, cont[:, None]).sum().item(), greedy)
+                    # the request's own queries: positions after the fixed start, before padding
+                    own = slice(min(len(self.fixed) - skip, lengths[row] - 1), lengths[row])
+                    alpha = metrics.alpha(stats.first_key[row, :, :, own])  # (L, H)
+                    mass = metrics.first_k_mass(stats.first_k_mass[row, :, :, own]).mean(dim=(0, 1))
+                    sinks = RequestSinks(alpha, mass, len(sequences[index]), sequences[index][0])
+                    self.ledger.add(items[index].key, sinks)
+                bar.update(len(batch))
+        bar.close()
+        return results
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+        """lm-eval's token-level entry point; the context tokens here are text tokens only."""
+        items = [ScoreItem(None, list(ctx), list(cont)) for _, ctx, cont in requests]
+        return self._score(items, disable_tqdm)
+
+    def _pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        if context:
+            return self._encode_pair(context, continuation)
+        continuation_enc = self.tok_encode(continuation)
+        if not self.fixed:
+            # Nothing to condition the first token on (bos=drop, no prefix): it becomes the context.
+            return continuation_enc[:1], continuation_enc[1:]
+        return [], continuation_enc
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        items = []
+        for request in requests:
+            context, continuation = request.args
+            ctx, cont = self._pair(context, continuation)
+            if not cont:
+                raise SinkbenchError(f"{_request_key(request)}: empty continuation under {self.condition.name}")
+            items.append(ScoreItem(_request_key(request), ctx, cont))
+        results = self._score(items, disable_tqdm)
+        for request, answer in zip(requests, results):
+            self.cache_hook.add_partial("loglikelihood", request.args, answer)
+        self._gather_ranks()
+        return results
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        """Perplexity windows, each starting with the condition's fixed part (never a doubled <bos>)."""
+        items, owners = [], []
+        room = self.max_length - len(self.fixed)
+        for number, request in enumerate(requests):
+            tokens = self.tok_encode(request.args[0])
+            windows = map(make_disjoint_window, get_rolling_token_windows(tokens, _NO_TOKEN, room, 1))
+            key = _request_key(request)
+            for window_index, (context, predicted) in enumerate(windows):
+                context = [t for t in context if t != _NO_TOKEN]
+                if not context and not self.fixed:
+                    context, predicted = predicted[:1], predicted[1:]  # first token has no context
+                if predicted:
+                    items.append(ScoreItem(None if key is None else (*key, window_index), context, predicted))
+                    owners.append(number)
+        scores = self._score(items, disable_tqdm)
+        totals = [0.0] * len(requests)
+        for owner, (logprob, _) in zip(owners, scores):
+            totals[owner] += logprob
+        for request, total in zip(requests, totals):
+            self.cache_hook.add_partial("loglikelihood_rolling", request.args, total)
+        self._gather_ranks()
+        return totals
+
+    @torch.no_grad()
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        """Greedy (or as asked) generation, one request at a time, under the condition."""
+        outputs = []
+        with attention_session(self.model, edit=self.edit):
+            for request in tqdm(requests, desc="sinkbench generate", disable=disable_tqdm or self.rank != 0):
+                context, gen_kwargs = request.args
+                gen_kwargs = dict(gen_kwargs)
+                until = handle_stop_sequences(gen_kwargs.pop("until", None), eos=self.tok_decode(self.eot_token_id))
+                max_gen = int(gen_kwargs.pop("max_gen_toks", self.max_gen_toks))
+                room = self.max_length - max_gen - len(self.fixed)
+                if room < 1:
+                    raise SinkbenchError(f"max_gen_toks={max_gen} leaves no room for context after the fixed start")
+                sequence = self.fixed + self.tok_encode(context, left_truncate_len=room)
+                check_sequence_start(sequence, self.head, self.prefix_ids, self.condition, self.tokenizer.bos_token_id)
+                self.ledger.first_tokens[sequence[0]] += 1
+                ids = torch.tensor([sequence], device=self.device)
+                out = self._model_generate(ids, max_length=len(sequence) + max_gen, stop=until, **gen_kwargs)
+                text = self.tok_decode(out[0, len(sequence) :].tolist())
+                for stop in until:
+                    if stop:
+                        text = text.split(stop)[0]
+                outputs.append(text)
+                self.cache_hook.add_partial("generate_until", request.args, text)
+        return outputs
+
+    # ---- results ------------------------------------------------------------------------
+
+    def _gather_ranks(self) -> None:
+        """Under data parallelism every rank scored a share: merge all ranks' entries on each."""
+        if self.world_size <= 1:
+            return
+        gathered: list = [None] * self.world_size
+        torch.distributed.all_gather_object(gathered, (self.ledger.entries, dict(self.ledger.first_tokens)))
+        self.ledger.merge([entries for entries, _ in gathered])
+        self.ledger.first_tokens.clear()
+        for _, counts in gathered:
+            self.ledger.first_tokens.update(counts)
+
+    def get_model_info(self) -> dict:
+        """Merged into lm-eval's results["config"]: identity, condition and sink metrics per task."""
+        tokenizer = self.tokenizer
+        return {
+            "model_num_parameters": self.identity.n_parameters,
+            "model_dtype": self.identity.dtype,
+            "sinkbench": {
+                "version": sinkbench.__version__,
+                "model": self.identity.to_dict(),
+                "condition": self.condition.name,
+                "head_tokens": self.head,
+                "stress_prefix": self.stress.describe() if self.stress else None,
+                "first_tokens": {
+                    f"{tokenizer.decode([tid])!r} ({tid})": count for tid, count in self.ledger.first_tokens.most_common()
+                },
+                "truncated_requests": self.truncated_requests,
+                "sidecar": str(self.ledger.sidecar) if self.ledger.sidecar else None,
+                "sink_metrics": self.ledger.summary(),
+            },
+        }
+
+
+# ---- lm-eval's request cache ------------------------------------------------------------
+# `use_cache=PATH` keys entries on the request alone, so a second model or condition would be
+# served the first one's answers. lm-eval builds the cache through the module attribute
+# lm_eval.api.model.CachingLM at call time; we replace it with a subclass that puts the
+# model's cache_fingerprint (model + condition) into the database name. LMs without a
+# fingerprint (stock backends) keep lm-eval's behaviour.
+
+import lm_eval.api.model as _lm_api  # noqa: E402
+
+if not getattr(_lm_api.CachingLM, "_sinkbench_fingerprinted", False):
+
+    class FingerprintedCachingLM(_lm_api.CachingLM):
+        _sinkbench_fingerprinted = True
+
+        def __init__(self, lm, cache_db: str) -> None:
+            fingerprint = getattr(lm, "cache_fingerprint", None)
+            if fingerprint:
+                root, ext = os.path.splitext(cache_db)
+                cache_db = f"{root}_{fingerprint}{ext}"
+            super().__init__(lm, cache_db)
+
+    _lm_api.CachingLM = FingerprintedCachingLM
