@@ -37,7 +37,7 @@ from sinkbench.conditions import Condition, check_sequence_start
 from sinkbench.data import stress_prefix
 from sinkbench.errors import SinkbenchError
 from sinkbench.ledger import RequestSinks, SinkLedger
-from sinkbench.models import load_model
+from sinkbench.models import LoadedModel, load_model
 from sinkbench.probe import SinkProbe
 
 log = logging.getLogger(__name__)
@@ -76,14 +76,18 @@ class SinkbenchLM(HFLM):
         trust_remote_code: bool = False,
         allow_pickle: bool = False,
         family: str | None = None,
+        loaded: LoadedModel | None = None,
+        reuse_prefix: bool = True,
         **kwargs,
     ):
+        """`loaded` reuses an already loaded model (one load for a whole condition grid)."""
         self.condition = Condition.from_args(bos=bos, prefix=prefix, window=window, sinks=sinks, knockout=knockout)
         device = str(kwargs.pop("device", None) or "cpu")
-        loaded = load_model(
-            str(pretrained), dtype=dtype, trust_remote_code=trust_remote_code,
-            allow_pickle=allow_pickle, family=family, device=device,
-        )
+        if loaded is None:
+            loaded = load_model(
+                str(pretrained), dtype=dtype, trust_remote_code=trust_remote_code,
+                allow_pickle=allow_pickle, family=family, device=device,
+            )
         kwargs.pop("tokenizer", None)
         kwargs.pop("add_bos_token", None)  # the condition decides, not the tokenizer
         super().__init__(pretrained=loaded.model, tokenizer=loaded.tokenizer, add_bos_token=False, **kwargs)
@@ -106,6 +110,7 @@ class SinkbenchLM(HFLM):
         self.ledger = SinkLedger(condition=self.condition.name, sidecar=Path(sidecar) if sidecar else None)
         self.truncated_requests = 0
         self._prefix_cache = None
+        self.reuse_prefix = reuse_prefix  # False recomputes the prefix per sequence (benchmark baseline)
 
     # ---- set-up -------------------------------------------------------------------------
 
@@ -165,7 +170,7 @@ class SinkbenchLM(HFLM):
         sequences = [self._full_sequence(item.context, item.continuation) for item in items]
         order = sorted(range(len(items)), key=lambda i: -len(sequences[i]))
         batch_size = self.batch_size if isinstance(self.batch_size, int) and self.batch_size > 0 else 1
-        use_cache = bool(self.prefix_ids)
+        use_cache = bool(self.prefix_ids) and self.reuse_prefix
         skip = len(self.fixed) - 1 if use_cache else 0  # tokens held in the cache, not in the input
         results: list[tuple[float, bool] | None] = [None] * len(items)
         bar = tqdm(total=len(items), desc=f"sinkbench {self.condition.name}", disable=disable_tqdm or self.rank != 0)

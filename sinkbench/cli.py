@@ -54,6 +54,46 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(kind):
+    def parse(text: str):
+        try:
+            return [kind(part) for part in text.split(",") if part != ""]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got '{text}'") from None
+
+    return parse
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sinkbench.run import RunConfig, condition_grid, run_grid, summary_table
+
+    out = Path(args.out) if args.out else Path("runs") / args.model.replace("/", "__").removesuffix(".gguf")
+    config = RunConfig(
+        model=args.model, out=out, tasks=tuple(args.tasks),
+        conditions=condition_grid(args.bos, args.prefix, args.window, args.sinks, args.knockout),
+        limit=args.limit, batch_size=args.batch_size, data_dir=args.data_dir,
+        include_path=Path(args.include_path) if args.include_path else None,
+    )
+    documents = run_grid(config)
+    table = summary_table(documents)
+    with_pandas_width = table.to_string(float_format=lambda v: f"{v:.4g}")
+    print(with_pandas_width)
+    (out / "summary.txt").write_text(with_pandas_width + "\n")
+    print(f"results in {out}/")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from lm_eval.tasks import TaskManager
+
+    from sinkbench.run import default_tasks_dir
+
+    manager = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False)
+    for name in sorted(n for n in manager.all_tasks if n.startswith("sinkbench")):
+        print(name)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sinkbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights")
     probe.add_argument("--quiet", action="store_true", help="no progress bar")
     probe.set_defaults(func=cmd_probe)
+
+    run = sub.add_parser("run", help="run a task suite over a grid of stress conditions (the main job)")
+    run.add_argument("--model", default="smollm2-135m", help="alias, hub id, folder or .gguf file (default smollm2-135m)")
+    run.add_argument("--tasks", type=_csv(str), default=["sinkbench_quick"],
+                     help="comma-separated tasks or groups (default sinkbench_quick; see `sinkbench tasks`)")
+    run.add_argument("--bos", type=_csv(str), default=["keep", "drop"], help="comma-separated <bos> modes (default keep,drop)")
+    run.add_argument("--prefix", type=_csv(int), default=[0, 1024], help="comma-separated stress prefix lengths (default 0,1024)")
+    run.add_argument("--window", type=int, default=None, help="attend only to the last W keys (plus --sinks first keys)")
+    run.add_argument("--sinks", type=int, default=0, help="with --window: first keys always kept (StreamingLLM uses 4)")
+    run.add_argument("--knockout", default=None, help="layers where attention to the first token is masked: all, 3, 0-3, 0+2")
+    run.add_argument("--limit", type=int, default=None, help="documents per task (smoke runs)")
+    run.add_argument("--batch-size", type=int, default=8)
+    run.add_argument("--data-dir", default=None, help="benchmark data directory (default: $SINKBENCH_DATA_DIR)")
+    run.add_argument("--include-path", default=None, help="task configs folder (default: sinkbench's tasks/)")
+    run.add_argument("--out", default=None, help="results folder (default runs/<model>)")
+    run.set_defaults(func=cmd_run)
+
+    tasks = sub.add_parser("tasks", help="list sinkbench's tasks and groups")
+    tasks.set_defaults(func=cmd_tasks)
 
     lm_eval = sub.add_parser("lm-eval", help="run lm-evaluation-harness with the sinkbench backend registered", add_help=False)
     lm_eval.set_defaults(func=None)

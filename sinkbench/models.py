@@ -196,6 +196,24 @@ def load_model(
     return LoadedModel(model=model, tokenizer=tokenizer, identity=identity)
 
 
+def load_tokenizer(spec: str, trust_remote_code: bool = False):
+    """Only the tokenizer of a model spec (for measuring lengths in that model's tokens)."""
+    from transformers import AutoTokenizer
+
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if spec in ALIASES or spec.endswith(".gguf"):
+        gguf = resolve_alias(spec) if spec in ALIASES else Path(spec)
+        if not gguf.is_file():
+            raise SinkbenchError(f"GGUF file not found: {spec}")
+        location, kwargs["gguf_file"] = str(gguf.parent), gguf.name
+    else:
+        location = spec
+    try:
+        return AutoTokenizer.from_pretrained(location, **kwargs)
+    except (OSError, ValueError) as err:
+        raise SinkbenchError(_explain_load_error(spec, err)) from err
+
+
 def _tokenizer_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
     keep = ("gguf_file", "revision", "trust_remote_code")
     return {k: v for k, v in model_kwargs.items() if k in keep}

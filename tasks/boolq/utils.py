@@ -1,0 +1,1 @@
+from sinkbench.taskdata import boolq as load  # noqa: F401

@@ -1,0 +1,1 @@
+from sinkbench.synthetic import kv_dataset, passkey_dataset  # noqa: F401

@@ -1,0 +1,1 @@
+from sinkbench.taskdata import openbookqa as load  # noqa: F401

@@ -1,0 +1,1 @@
+from sinkbench.taskdata import book_chunks as load  # noqa: F401

@@ -1,0 +1,1 @@
+from sinkbench.taskdata import piqa as load  # noqa: F401
