@@ -51,15 +51,22 @@ def strongest_heads(mean_alpha: torch.Tensor, top: int = 5) -> list[tuple[int, i
     return [(int(i) // heads, int(i) % heads, float(v)) for v, i in zip(values, index)]
 
 
-def massive_activation(hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def massive_activation(hidden: torch.Tensor, median_positions: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top |h| over median |h|, and the position holding the top, per sequence.
 
-    hidden: (B, T, D) -> (ratio (B,), position (B,)).
+    hidden: (B, T, D) -> (ratio (B,), position (B,)). The top is always exact. With
+    `median_positions`, the median is taken over that many evenly spaced positions (all
+    hidden dimensions): an exact median costs ~10% of a forward pass at 4k tokens, and a
+    median of ~300k values moves little.
     """
     magnitude = hidden.detach().float().abs()  # (B, T, D)
     per_position_max = magnitude.amax(dim=-1)  # (B, T)
     top, position = per_position_max.max(dim=-1)  # (B,)
-    median = magnitude.flatten(1).median(dim=-1).values  # (B,)
+    sample = magnitude
+    if median_positions is not None and magnitude.shape[1] > median_positions:
+        index = torch.linspace(0, magnitude.shape[1] - 1, median_positions, device=hidden.device).round().long()
+        sample = magnitude[:, index]
+    median = sample.flatten(1).median(dim=-1).values  # (B,)
     return top / median.clamp(min=torch.finfo(torch.float32).tiny), position
 
 

@@ -45,6 +45,9 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     raise ValueError(f"could not find a ModuleList of {n_layers} decoder layers in {type(model).__name__}")
 
 
+MEDIAN_POSITIONS = 512  # massive-activation median from <= 512 positions; exact up to 512 tokens
+
+
 class SinkProbe:
     """Records first-key attention, value norms and massive activations for every layer."""
 
@@ -77,7 +80,7 @@ class SinkProbe:
 
     def _on_layer_output(self, module, args, output):
         hidden = output[0] if isinstance(output, tuple) else output
-        self._massive[self._layer_index[id(module)]] = metrics.massive_activation(hidden)
+        self._massive[self._layer_index[id(module)]] = metrics.massive_activation(hidden, MEDIAN_POSITIONS)
 
     def __enter__(self) -> "SinkProbe":
         self._session = attention_session(self.model, edit=self.edit, recorder=self)

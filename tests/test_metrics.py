@@ -78,3 +78,15 @@ def test_representation_spread_zero_when_all_tokens_equal():
     spread_out = torch.eye(3).unsqueeze(0)
     assert metrics.representation_spread(collapsed).item() == pytest.approx(0.0)
     assert metrics.representation_spread(spread_out).item() > 0.5
+
+
+def test_massive_activation_median_sample_is_close_and_top_exact():
+    torch.manual_seed(0)
+    hidden = torch.randn(1, 4096, 64)
+    hidden[0, 3000, 5] = 500.0
+    exact_ratio, exact_position = metrics.massive_activation(hidden)
+    ratio, position = metrics.massive_activation(hidden, median_positions=512)
+    assert position.item() == exact_position.item() == 3000
+    assert ratio.item() == pytest.approx(exact_ratio.item(), rel=0.02)
+    short = torch.randn(1, 100, 8)
+    assert torch.equal(metrics.massive_activation(short, 512)[0], metrics.massive_activation(short)[0])
