@@ -51,6 +51,21 @@ class ScoreItem:
     continuation: list[int]
 
 
+def _resolve_device(requested) -> str:
+    """Under `accelerate launch` each rank takes its own device; CUDA asked for but absent means CPU."""
+    from accelerate import PartialState
+
+    # Without CUDA, accelerate counts ranks (torchrun/accelerate launch) only when told cpu=True.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if state.num_processes > 1:
+        return str(state.device)
+    requested = str(requested or "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        log.warning("device %s asked for but CUDA is not available: running on CPU", requested)
+        return "cpu"
+    return requested
+
+
 def _request_key(request) -> tuple | None:
     if getattr(request, "task_name", None) is None:
         return None
@@ -82,7 +97,7 @@ class SinkbenchLM(HFLM):
     ):
         """`loaded` reuses an already loaded model (one load for a whole condition grid)."""
         self.condition = Condition.from_args(bos=bos, prefix=prefix, window=window, sinks=sinks, knockout=knockout)
-        device = str(kwargs.pop("device", None) or "cpu")
+        device = _resolve_device(kwargs.pop("device", None))
         if loaded is None:
             loaded = load_model(
                 str(pretrained), dtype=dtype, trust_remote_code=trust_remote_code,
@@ -118,11 +133,11 @@ class SinkbenchLM(HFLM):
         """HFLM skips its distributed set-up for a model object; do the data-parallel part here."""
         from accelerate import PartialState
 
-        state = PartialState()
+        state = PartialState(cpu=not torch.cuda.is_available())
         if state.num_processes > 1:
             from accelerate import Accelerator
 
-            self.accelerator = Accelerator()
+            self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
             self._rank = self.accelerator.process_index
             self._world_size = self.accelerator.num_processes
 

@@ -68,6 +68,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sinkbench.run import RunConfig, condition_grid, run_grid, summary_table
 
     out = Path(args.out) if args.out else Path("runs") / args.model.replace("/", "__").removesuffix(".gguf")
+    attention_study = args.window is not None or args.knockout is not None
+    if args.bos is None:
+        args.bos = ["keep"] if attention_study else ["keep", "drop"]
+    if args.prefix is None:
+        args.prefix = [0] if attention_study else [0, 1024]
     config = RunConfig(
         model=args.model, out=out, tasks=tuple(args.tasks),
         conditions=condition_grid(args.bos, args.prefix, args.window, args.sinks, args.knockout),
@@ -118,10 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default="smollm2-135m", help="alias, hub id, folder or .gguf file (default smollm2-135m)")
     run.add_argument("--tasks", type=_csv(str), default=["sinkbench_quick"],
                      help="comma-separated tasks or groups (default sinkbench_quick; see `sinkbench tasks`)")
-    run.add_argument("--bos", type=_csv(str), default=["keep", "drop"], help="comma-separated <bos> modes (default keep,drop)")
-    run.add_argument("--prefix", type=_csv(int), default=[0, 1024], help="comma-separated stress prefix lengths (default 0,1024)")
+    run.add_argument("--bos", type=_csv(str), default=None,
+                     help="comma-separated <bos> modes (default keep,drop; keep with --window/--knockout)")
+    run.add_argument("--prefix", type=_csv(int), default=None,
+                     help="comma-separated stress prefix lengths (default 0,1024; 0 with --window/--knockout)")
     run.add_argument("--window", type=int, default=None, help="attend only to the last W keys (plus --sinks first keys)")
-    run.add_argument("--sinks", type=int, default=0, help="with --window: first keys always kept (StreamingLLM uses 4)")
+    run.add_argument("--sinks", type=_csv(int), default=[0],
+                     help="with --window: comma-separated counts of first keys always kept (StreamingLLM: 0,4)")
     run.add_argument("--knockout", default=None, help="layers where attention to the first token is masked: all, 3, 0-3, 0+2")
     run.add_argument("--limit", type=int, default=None, help="documents per task (smoke runs)")
     run.add_argument("--batch-size", type=int, default=8)

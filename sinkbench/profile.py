@@ -62,16 +62,16 @@ def _batches(sequences: list[list[int]], batch_size: int):
 
 
 @torch.no_grad()
-def _overmixing(loaded: LoadedModel, sequences: list[list[int]], config: ProbeConfig, head_len: int) -> dict:
-    """Barbero et al.'s experiment: swap one token in the middle of the text, see how far it spreads."""
+def _overmixing_one(loaded: LoadedModel, texts: list[list[int]], head: list[int], config: ProbeConfig) -> dict:
+    """Swap one token in the middle of each text; per layer, how far the later positions move."""
     generator = torch.Generator().manual_seed(config.seed)
     special = set(loaded.tokenizer.all_special_ids)
-    movement, spread, used = [], [], 0
-    for ids in sequences[: config.overmixing_sequences]:
-        text_len = len(ids) - head_len
-        if text_len < 4:
+    movement, spread = [], []
+    for text in texts:
+        ids = (head + text)[: config.T]
+        if len(ids) - len(head) < 4:
             continue
-        position = head_len + text_len // 2
+        position = len(head) + (len(ids) - len(head)) // 2
         replacement = ids[position]
         while replacement == ids[position] or replacement in special:
             replacement = int(torch.randint(len(loaded.tokenizer), (1,), generator=generator))
@@ -82,15 +82,22 @@ def _overmixing(loaded: LoadedModel, sequences: list[list[int]], config: ProbeCo
         h_new = torch.stack(loaded.model(perturbed, output_hidden_states=True).hidden_states)[:, 0]
         movement.append(metrics.overmixing(h_ref, h_new, position))
         spread.append(metrics.representation_spread(h_ref))
-        used += 1
-    if not used:
+    if not movement:
         return {"n_sequences": 0, "relative_change_by_layer": None, "representation_spread_by_layer": None}
     return {
-        "n_sequences": used,
-        "perturbed_position": "middle of the text",
+        "n_sequences": len(movement),
         "relative_change_by_layer": torch.stack(movement).mean(0).tolist(),
         "representation_spread_by_layer": torch.stack(spread).mean(0).tolist(),
     }
+
+
+def _overmixing(loaded: LoadedModel, sequences: list[list[int]], config: ProbeConfig, head_len: int) -> dict:
+    """Barbero et al.'s experiment on the same texts, with <bos> in front and without, whatever --bos is."""
+    texts = [ids[head_len:] for ids in sequences[: config.overmixing_sequences]]
+    bos = loaded.tokenizer.bos_token_id
+    result = {"perturbed_position": "middle of the text", "without_bos": _overmixing_one(loaded, texts, [], config)}
+    result["with_bos"] = _overmixing_one(loaded, texts, [bos], config) if bos is not None else None
+    return result
 
 
 @torch.no_grad()
@@ -176,9 +183,13 @@ def render(profile: dict) -> str:
         f"{sum(f > 0.5 for f in massive['fraction_at_first_token_by_layer'])}/{len(by_layer)}"
     )
     mixing = profile["overmixing"]
-    if mixing["relative_change_by_layer"]:
-        change = mixing["relative_change_by_layer"]
-        lines.append(f"  over-mixing (one token swapped, {mixing['n_sequences']} seqs): relative change at last layer {change[-1]:.3f}")
+    parts = []
+    for variant in ("with_bos", "without_bos"):
+        entry = mixing.get(variant)
+        if entry and entry["relative_change_by_layer"]:
+            parts.append(f"{variant.replace('_', ' ')} {entry['relative_change_by_layer'][-1]:.3f}")
+    if parts:
+        lines.append("  over-mixing (one token swapped mid-text; relative change of later positions, last layer): " + ", ".join(parts))
     return "\n".join(lines)
 
 

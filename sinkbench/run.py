@@ -45,12 +45,13 @@ class RunConfig:
     bootstrap_iters: int = 1000  # standard errors; lm-eval's 100000 is slow for perplexity
 
 
-def condition_grid(bos: list[str], prefix: list[int], window: int | None = None, sinks: int = 0,
+def condition_grid(bos: list[str], prefix: list[int], window: int | None = None, sinks: list[int] = (0,),
                    knockout: str | None = None) -> tuple[Condition, ...]:
-    """The cross product bos x prefix, each with the same window/sinks/knockout."""
+    """The cross product bos x prefix x sinks (sinks only with a window), same window/knockout."""
+    sink_values = list(sinks) if window is not None else [None]
     return tuple(
-        Condition.from_args(bos=b, prefix=p, window=window, sinks=sinks if window else None, knockout=knockout)
-        for b, p in itertools.product(bos, prefix)
+        Condition.from_args(bos=b, prefix=p, window=window, sinks=k, knockout=knockout)
+        for b, p, k in itertools.product(bos, prefix, sink_values)
     )
 
 

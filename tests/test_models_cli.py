@@ -89,6 +89,10 @@ def test_probe_cli_writes_profile_and_heatmap(tiny_model_dir, texts_file, tmp_pa
     assert len(profile["alpha_by_head"]) == 2 and len(profile["alpha_by_head"][0]) == 4
     assert set(profile["sink_rate"]) == {"0.3", "0.5", "0.8"}
     assert (out / "alpha_heatmap.png").stat().st_size > 1000
+    mixing = profile["overmixing"]
+    assert mixing["with_bos"]["n_sequences"] == mixing["without_bos"]["n_sequences"] == 4
+    assert len(mixing["with_bos"]["relative_change_by_layer"]) == 3  # embeddings + 2 layers
+    assert mixing["with_bos"]["relative_change_by_layer"][0] == 0  # embeddings of later tokens never move
     assert "sink rate" in capsys.readouterr().out
     main(["probe", "--model", str(tiny_model_dir), "--data", str(texts_file), "--T", "12", "--n", "4",
           "--bos", "drop", "--out", str(tmp_path / "drop"), "--quiet"])

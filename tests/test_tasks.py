@@ -1,0 +1,157 @@
+"""The task suite: every task runs, data is checked, ARC is repaired, generators are deterministic."""
+
+import json
+import shutil
+
+import lm_eval
+import pytest
+from lm_eval.tasks import TaskManager
+
+from conftest import make_tokenizer
+from sinkbench import taskdata
+from sinkbench.backend import SinkbenchLM
+from sinkbench.data import data_file, resolve_data_dir
+from sinkbench.errors import SinkbenchError
+from sinkbench.run import default_tasks_dir
+from sinkbench.synthetic import count_tokens, generate
+
+MANAGER = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False)
+TASKS = sorted(MANAGER.all_subtasks)
+GROUPS = sorted(MANAGER.all_groups)
+
+
+def test_suite_has_the_expected_tasks_and_groups():
+    expected = {"sinkbench_lambada", "sinkbench_piqa", "sinkbench_arc_easy", "sinkbench_arc_challenge",
+                "sinkbench_copa", "sinkbench_winogrande", "sinkbench_openbookqa", "sinkbench_boolq",
+                "sinkbench_passkey", "sinkbench_kv_retrieval", "sinkbench_book_ppl",
+                "sinkbench_quick", "sinkbench_standard"}
+    assert expected <= set(TASKS) | set(GROUPS)
+    assert all(name.startswith("sinkbench_") for name in TASKS + GROUPS)
+
+
+def test_every_task_runs_on_a_tiny_model(tiny_model_dir):
+    manager = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False,
+                          metadata={"tokenizer": str(tiny_model_dir)})
+    lm = SinkbenchLM(pretrained=str(tiny_model_dir), batch_size=4)
+    tasks = TASKS
+    result = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=2, bootstrap_iters=0)
+    for task in tasks:
+        metrics = result["results"][task]
+        numbers = {k: v for k, v in metrics.items() if k.split(",")[0] in
+                   {"acc", "acc_norm", "perplexity", "word_perplexity", "bits_per_byte"}}
+        assert numbers, (task, metrics)
+        assert all(v == v for v in numbers.values()), (task, numbers)  # no NaN
+        assert result["higher_is_better"][task], task
+    sinks = result["config"]["sinkbench"]["sink_metrics"]
+    assert set(sinks) >= {"sinkbench_lambada", "sinkbench_passkey"}
+
+
+def test_groups_list_only_existing_tasks():
+    import yaml
+
+    for group in GROUPS:
+        config = yaml.safe_load((default_tasks_dir() / "groups" / f"{group}.yaml").read_text())
+        assert len(config["task"]) >= 6 and set(config["task"]) <= set(TASKS), group
+
+
+@pytest.mark.parametrize("kind", ["passkey", "kv"])
+def test_generators_are_deterministic_and_hit_the_length(kind):
+    tokenizer = make_tokenizer(adds_bos=False)
+    first = generate(kind, tokenizer, [300, 1200], n_per_length=3, seed=7)
+    again = generate(kind, tokenizer, [300, 1200], n_per_length=3, seed=7)
+    other = generate(kind, tokenizer, [300, 1200], n_per_length=3, seed=8)
+    assert first == again and first != other
+    for doc in first:
+        total = count_tokens(tokenizer, doc["context"] + doc["target"])
+        assert total == doc["n_tokens"]
+        assert doc["length"] - 24 <= total <= doc["length"], doc["length"]
+        assert doc["target"].strip() and doc["target"].strip() in doc["context"]
+    assert [d["depth"] for d in first[:3]] == pytest.approx([1 / 6, 1 / 2, 5 / 6])
+
+
+def test_synthetic_task_needs_a_tokenizer():
+    from sinkbench.synthetic import passkey_dataset
+
+    with pytest.raises(SinkbenchError, match="tokenizer"):
+        passkey_dataset(max_seq_lengths=[256])
+
+
+def test_altered_or_missing_file_is_refused(tmp_path):
+    relative = "copa/copa-dev.derived-from-bcopa.xml"
+    (tmp_path / "copa").mkdir()
+    altered = bytearray(data_file(relative).read_bytes())
+    altered[200] ^= 1
+    (tmp_path / relative).write_bytes(bytes(altered))
+    with pytest.raises(SinkbenchError, match="sha256"):
+        data_file(relative, tmp_path)
+    with pytest.raises(SinkbenchError, match="data file missing: .*lambada_test.jsonl.*--data-dir"):
+        data_file("lambada/lambada_test.jsonl", tmp_path)
+    with pytest.raises(SinkbenchError, match="data directory not found"):
+        resolve_data_dir(tmp_path / "nowhere")
+
+
+def test_copied_file_with_right_hash_is_accepted(tmp_path):
+    relative = "copa/copa-dev.derived-from-bcopa.xml"
+    (tmp_path / "copa").mkdir()
+    shutil.copy(data_file(relative), tmp_path / relative)
+    assert len(taskdata.copa(data_dir=tmp_path)["test"]) == 100
+
+
+def test_arc_repair_on_hand_made_rows():
+    rows = [
+        {"query": "Question: q1", "choices": ["a", "b", "c", "d"], "gold": 2},  # numeric key '2' -> index 1
+        {"query": "Question: q2", "choices": ["y", "x", "y", "z"], "gold": 1},  # padded 3-choice item
+        {"query": "Question: q3", "choices": ["a", "b", "c", "d"], "gold": 3},  # 5-choice item, answer E lost
+    ]
+    key = [{"id": "1", "answerKey": "2"}, {"id": "2", "answerKey": "A"}, {"id": "3", "answerKey": "E"}]
+    docs, dropped = taskdata.repair_arc(rows, key)
+    assert dropped == ["3"]
+    assert docs[0]["choices"]["text"] == ["a", "b", "c", "d"] and docs[0]["answerKey"] == "B"
+    assert docs[1]["choices"]["text"] == ["x", "y", "z"] and docs[1]["answerKey"] == "A"
+    assert docs[0]["question"] == "q1"
+
+
+def test_arc_on_the_real_files_follows_the_official_key():
+    easy = taskdata.arc_easy()["test"]
+    challenge = taskdata.arc_challenge()["test"]
+    assert (len(easy), len(challenge)) == (2375, 1172)  # one 5-choice item cannot be restored
+    keys = [json.loads(l) for l in data_file("arc/arc_challenge_test_answerkey.aristo.jsonl").read_text().splitlines()]
+    index = {"A": 0, "B": 1, "C": 2, "D": 3, "1": 0, "2": 1, "3": 2, "4": 3}
+    for doc, key in zip(challenge, keys):
+        assert doc["id"] == key["id"]
+        assert doc["choices"]["label"].index(doc["answerKey"]) == index[key["answerKey"]]
+        assert len(set(doc["choices"]["text"])) == len(doc["choices"]["text"])
+
+
+def test_copa_matches_the_independent_superglue_copy():
+    docs = taskdata.copa()["test"]
+    other = [json.loads(l) for l in open(resolve_data_dir() / "copa/copa_superglue_val.llmfoundry.jsonl")]
+    assert len(docs) == len(other) == 100
+    for doc, row in zip(docs, other):
+        correct = doc["choice1"] if doc["label"] == 0 else doc["choice2"]
+        assert correct[0].lower() + correct[1:] == row["choices"][row["gold"]]
+        assert row["query"].startswith(doc["premise"][:-1])
+
+
+def test_piqa_labels_match_the_independent_copy():
+    docs = taskdata.piqa()["test"]
+    other = [json.loads(l) for l in open(resolve_data_dir() / "piqa/piqa_val.llmfoundry.jsonl")]
+    assert len(docs) == len(other) == 1838
+    assert [d["label"] for d in docs] == [r["gold"] for r in other]
+
+
+def test_boolq_and_openbookqa_and_winogrande_parse():
+    boolq = taskdata.boolq()["test"]
+    assert len(boolq) == 3270 and set(boolq["label"]) == {0, 1}
+    assert all(d["passage"] and d["question"] and not d["question"].endswith("?") for d in boolq.select(range(50)))
+    obqa = taskdata.openbookqa()["test"]
+    assert len(obqa) == 500 and obqa[0]["answerKey"] in "ABCD"
+    wino = taskdata.winogrande(max_docs=5)["test"]
+    assert len(wino) == 5 and len(wino[0]["contexts"]) == 2
+
+
+def test_book_chunks_are_consecutive_passages():
+    docs = taskdata.book_chunks(n_docs=3, doc_chars=2000)["test"]
+    assert [len(d["text"]) for d in docs] == [2000] * 3
+    assert docs[0]["char_offset"] < docs[1]["char_offset"] < docs[2]["char_offset"]
+    assert "Gutenberg" not in "".join(docs["text"])
