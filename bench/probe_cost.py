@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,9 +69,13 @@ def main() -> None:
         print("RESULT " + json.dumps(child(args.child, args.T, args.model, args.repeats)), flush=True)
         return
     results = {}
+    # glibc's dynamic mmap threshold keeps freed large blocks in the heap, so peak RSS then
+    # depends on allocation history more than on what is live. Fixed thresholds make large
+    # tensors come and go through mmap in every mode alike.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
     for mode in args.modes.split(","):
         proc = subprocess.run([sys.executable, __file__, "--child", mode, "--T", str(args.T), "--model", args.model,
-                               "--repeats", str(args.repeats)], capture_output=True, text=True)
+                               "--repeats", str(args.repeats)], capture_output=True, text=True, env=env)
         lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             results[mode] = {"mode": mode, "T": args.T, "failed": f"exit code {proc.returncode}", "stderr": proc.stderr[-300:]}

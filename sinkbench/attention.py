@@ -55,8 +55,8 @@ class LayerAttention:
 
     layer: int | None
     query: torch.Tensor  # (B, H, Tq, d), after RoPE and norms
-    key: torch.Tensor  # (B, H, Tk, d), repeated to the query heads under GQA
-    value: torch.Tensor  # (B, Hkv, Tk, d), as the layer produced it
+    key: torch.Tensor  # (B, Hkv, Tk, d), as the layer produced it (Hkv < H under GQA)
+    value: torch.Tensor  # (B, Hkv, Tk, d)
     mask: torch.Tensor | None  # additive (B|1, 1|H, Tq, Tk); None means plain causal
     lse: torch.Tensor  # (B, H, Tq) logsumexp of each query's scores (learned sink included)
     scale: float
@@ -65,7 +65,8 @@ class LayerAttention:
 
     def key_logits(self, n_keys: int) -> torch.Tensor:
         """Masked scores of every query against the first `n_keys` keys: (B, H, Tq, n_keys), float32."""
-        logits = torch.matmul(self.query, self.key[:, :, :n_keys].transpose(-1, -2)).float() * self.scale
+        keys = _repeat_heads(self.key[:, :, :n_keys], self.query.shape[1])
+        logits = torch.matmul(self.query, keys.transpose(-1, -2)).float() * self.scale
         if self.softcap is not None:
             logits = self.softcap * torch.tanh(logits / self.softcap)
         if self.mask is not None:
@@ -93,6 +94,12 @@ class _Session:
 
 
 _SESSION = _Session()
+
+
+def _repeat_heads(tensor: torch.Tensor, heads: int) -> torch.Tensor:
+    """Key/value heads repeated to the query heads (GQA): head h of the query uses kv head h // n_rep."""
+    n_rep = heads // tensor.shape[1]
+    return tensor if n_rep == 1 else tensor.repeat_interleave(n_rep, dim=1)
 
 
 def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -123,11 +130,16 @@ def _attend_chunked(q, k, v, mask, scale, causal, softcap):
 
 
 def _attend(q, k, v, mask, scale, causal, softcap):
-    """(output (B, H, Tq, d), logsumexp (B, H, Tq)) from the fastest kernel that returns both."""
+    """(output (B, H, Tq, d), logsumexp (B, H, Tq)) from the fastest kernel that returns both.
+
+    k and v may have fewer heads than q (GQA): the CPU flash kernel takes them as they are
+    (no copy); the other paths repeat them first.
+    """
     if softcap is None and q.device.type == "cpu":
         return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             q, k, v, 0.0, causal, attn_mask=mask, scale=scale
         )
+    k, v = _repeat_heads(k, q.shape[1]), _repeat_heads(v, q.shape[1])
     if softcap is None and q.device.type == "cuda":
         try:
             # Memory-efficient kernel: takes masks, returns logsumexp padded to a multiple of 32.
@@ -143,11 +155,6 @@ def _attend(q, k, v, mask, scale, causal, softcap):
 def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
     """Drop-in for transformers' sdpa_attention_forward; see the module docstring."""
     layer = getattr(module, "layer_idx", None)
-    layer_value = value
-    n_rep = query.shape[1] // key.shape[1]
-    if n_rep > 1:
-        key = key.repeat_interleave(n_rep, dim=1)
-        value = value.repeat_interleave(n_rep, dim=1)
     tq, tk = query.shape[2], key.shape[2]
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     mask = _additive(attention_mask, query.dtype)
@@ -172,7 +179,7 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
         lse = total
     recorder = _SESSION.recorder
     if recorder is not None:
-        recorder.record(LayerAttention(layer, query, key, layer_value, mask, lse, scale, softcap, sinks))
+        recorder.record(LayerAttention(layer, query, key, value, mask, lse, scale, softcap, sinks))
     return out.transpose(1, 2).contiguous(), None
 
 

@@ -51,6 +51,22 @@ class ScoreItem:
     continuation: list[int]
 
 
+def _batch_view(cache, batch_size: int):
+    """A cache for `batch_size` rows that shares the prefix's tensors (expanded views, no copy).
+
+    The model's cache update concatenates new keys onto these views, making the one copy it
+    needs anyway; the stored prefix itself is never written to.
+    """
+    view = copy.copy(cache)
+    view.layers = []
+    for layer in cache.layers:
+        layer_view = copy.copy(layer)
+        layer_view.keys = layer.keys.expand(batch_size, -1, -1, -1)
+        layer_view.values = layer.values.expand(batch_size, -1, -1, -1)
+        view.layers.append(layer_view)
+    return view
+
+
 def _resolve_device(requested) -> str:
     """Under `accelerate launch` each rank takes its own device; CUDA asked for but absent means CPU."""
     from accelerate import PartialState
@@ -204,8 +220,7 @@ class SinkbenchLM(HFLM):
                 keep = torch.stack([torch.arange(n - width, n).clamp(min=0) for n in lengths]).to(self.device)
                 kwargs = {"logits_to_keep": keep}
                 if cache is not None:
-                    kwargs["past_key_values"] = copy.deepcopy(cache)
-                    kwargs["past_key_values"].batch_repeat_interleave(len(batch))
+                    kwargs["past_key_values"] = _batch_view(cache, len(batch))
                     self.probe.total_keys = skip + ids.shape[1]
                 logits = self.model(ids, **kwargs).logits  # (B, width, V)
                 logprobs = F.log_softmax(logits.float(), dim=-1)
