@@ -80,6 +80,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         include_path=Path(args.include_path) if args.include_path else None,
     )
     documents = run_grid(config)
+    done = {d["condition"] for d in documents}
+    for path in sorted(out.glob("*.json")):  # conditions from earlier runs into the same folder
+        earlier = json.loads(path.read_text())
+        if isinstance(earlier, dict) and earlier.get("condition") not in done and "results" in earlier:
+            documents.append(earlier)
+            done.add(earlier["condition"])
     table = summary_table(documents)
     with_pandas_width = table.to_string(float_format=lambda v: f"{v:.4g}")
     print(with_pandas_width)
