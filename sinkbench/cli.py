@@ -37,7 +37,8 @@ def read_texts(path: Path, field: str, n: int) -> list[str]:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from sinkbench.models import load_model
-    from sinkbench.profile import ProbeConfig, render, run_probe, save_heatmap, write_json_atomic
+    from sinkbench.files import write_json_atomic
+    from sinkbench.profile import ProbeConfig, render, run_probe, save_heatmap
 
     if args.T < 2 or args.n < 1:
         raise SinkbenchError("--T must be >= 2 and --n >= 1")

@@ -83,10 +83,6 @@ def data_file(relative: str, data_dir: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def file_sha256(relative: str) -> str:
-    return KNOWN_FILES[relative]
-
-
 LONG_TEXT = "gutenberg/pg2600_war_and_peace.albert.txt"
 
 

@@ -72,7 +72,7 @@ def run_grid(config: RunConfig, log=print) -> list[dict]:
     from sinkbench.backend import SinkbenchLM
     from sinkbench.data import resolve_data_dir
     from sinkbench.models import load_model
-    from sinkbench.profile import write_json_atomic
+    from sinkbench.files import write_json_atomic
 
     if not config.conditions:
         raise SinkbenchError("no conditions to run")
