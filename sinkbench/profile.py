@@ -28,10 +28,14 @@ class ProbeConfig:
     seed: int = 0
 
 
+def _head(loaded: LoadedModel, config: ProbeConfig) -> tuple[Condition, list[int]]:
+    condition = Condition.from_args(bos=config.bos)
+    return condition, condition.head_tokens(loaded.tokenizer, loaded.identity.adds_bos)
+
+
 def encode_texts(loaded: LoadedModel, texts: list[str], config: ProbeConfig) -> list[list[int]]:
     """Token ids the model will see: the condition's head, then the text, cut to T tokens."""
-    condition = Condition.from_args(bos=config.bos)
-    head = condition.head_tokens(loaded.tokenizer, loaded.identity.adds_bos)
+    condition, head = _head(loaded, config)
     max_context = loaded.identity.max_context
     if max_context is not None and config.T > max_context:
         raise SinkbenchError(f"T={config.T} is larger than the model's context of {max_context} tokens")
@@ -126,7 +130,7 @@ def run_probe(loaded: LoadedModel, texts: list[str], config: ProbeConfig, progre
     alpha_all = torch.stack(alphas)  # (N, L, H)
     mean_alpha = alpha_all.mean(0)  # (L, H)
     positions = torch.stack(massive_pos)  # (N, L)
-    head_len = len(Condition.from_args(bos=config.bos).head_tokens(loaded.tokenizer, loaded.identity.adds_bos))
+    head_len = len(_head(loaded, config)[1])
     first_tokens = Counter(ids[0] for ids in sequences)
     return {
         "model": loaded.identity.to_dict(),
