@@ -6,7 +6,8 @@ What it changes against stock `hf`:
 * `<bos>` is placed by the condition, never by the tokenizer or lm-eval: texts are encoded
   without special tokens and every sequence is `head + stress prefix + text`. The start of
   every sequence is checked before it enters the model; a mismatch raises.
-* The stress prefix is run once and reused as a KV cache.
+* The stress prefix is run once; its keys and values are shared by every batch (one grouped
+  attention kernel per layer, see sinkbench.attention), never copied per row.
 * Logits are computed only at scored positions (`logits_to_keep`): the LM head of a 262k
   vocabulary dominates small models otherwise.
 * The same forward passes feed a SinkProbe: per-request sink statistics go to a sidecar
@@ -15,7 +16,6 @@ What it changes against stock `hf`:
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import os
@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 import sinkbench
 from sinkbench import metrics
-from sinkbench.attention import attention_session
+from sinkbench.attention import SharedPrefix, attention_session, capture_prefix, shared_prefix
 from sinkbench.conditions import Condition, check_sequence_start
 from sinkbench.data import stress_prefix
 from sinkbench.errors import SinkbenchError
@@ -49,22 +49,6 @@ class ScoreItem:
     key: tuple | None  # (task, doc_id, idx[, window]) for the sidecar; None for anonymous requests
     context: list[int]  # text tokens only: no <bos>, no stress prefix
     continuation: list[int]
-
-
-def _batch_view(cache, batch_size: int):
-    """A cache for `batch_size` rows that shares the prefix's tensors (expanded views, no copy).
-
-    The model's cache update concatenates new keys onto these views, making the one copy it
-    needs anyway; the stored prefix itself is never written to.
-    """
-    view = copy.copy(cache)
-    view.layers = []
-    for layer in cache.layers:
-        layer_view = copy.copy(layer)
-        layer_view.keys = layer.keys.expand(batch_size, -1, -1, -1)
-        layer_view.values = layer.values.expand(batch_size, -1, -1, -1)
-        view.layers.append(layer_view)
-    return view
 
 
 def _resolve_device(requested) -> str:
@@ -185,12 +169,18 @@ class SinkbenchLM(HFLM):
         check_sequence_start(sequence, self.head, self.prefix_ids, self.condition, self.tokenizer.bos_token_id)
         return sequence
 
-    def _prefix_kv(self):
-        """KV cache of all fixed tokens but the last, computed once per model and condition."""
+    def _shared_prefix(self) -> SharedPrefix:
+        """Keys and values of all fixed tokens but the last, computed once per model and condition.
+
+        Call inside the probe's session. The last fixed token runs with each batch, so every
+        scored position has an input token in the batch.
+        """
         if self._prefix_cache is None:
             ids = torch.tensor([self.fixed[:-1]], device=self.device)
-            self._prefix_cache = self.model(ids, use_cache=True).past_key_values
+            with capture_prefix() as layers:
+                self.model(ids, use_cache=False)
             self.probe.collect()  # the prefix's own queries are not any request's
+            self._prefix_cache = SharedPrefix(layers, ids.shape[1])
         return self._prefix_cache
 
     # ---- scoring ------------------------------------------------------------------------
@@ -201,13 +191,12 @@ class SinkbenchLM(HFLM):
         sequences = [self._full_sequence(item.context, item.continuation) for item in items]
         order = sorted(range(len(items)), key=lambda i: -len(sequences[i]))
         batch_size = self.batch_size if isinstance(self.batch_size, int) and self.batch_size > 0 else 1
-        use_cache = bool(self.prefix_ids) and self.reuse_prefix
-        skip = len(self.fixed) - 1 if use_cache else 0  # tokens held in the cache, not in the input
+        share = bool(self.prefix_ids) and self.reuse_prefix
+        skip = len(self.fixed) - 1 if share else 0  # tokens held as the shared prefix, not in the input
         results: list[tuple[float, bool] | None] = [None] * len(items)
         bar = tqdm(total=len(items), desc=f"sinkbench {self.condition.name}", disable=disable_tqdm or self.rank != 0)
-        self.probe.total_keys = None
         with self.probe:
-            cache = self._prefix_kv() if use_cache else None
+            prefix = self._shared_prefix() if share else None
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
                 inputs = [sequences[i][skip:-1] for i in batch]
@@ -218,11 +207,12 @@ class SinkbenchLM(HFLM):
                     ids[row, : len(tokens)] = torch.tensor(tokens)
                 width = max(cont_lens)
                 keep = torch.stack([torch.arange(n - width, n).clamp(min=0) for n in lengths]).to(self.device)
-                kwargs = {"logits_to_keep": keep}
-                if cache is not None:
-                    kwargs["past_key_values"] = _batch_view(cache, len(batch))
-                    self.probe.total_keys = skip + ids.shape[1]
-                logits = self.model(ids, **kwargs).logits  # (B, width, V)
+                if prefix is None:
+                    logits = self.model(ids, logits_to_keep=keep, use_cache=False).logits  # (B, width, V)
+                else:
+                    with shared_prefix(prefix):
+                        positions = prefix.position_ids(len(batch), ids.shape[1], self.device)
+                        logits = self.model(ids, position_ids=positions, logits_to_keep=keep, use_cache=False).logits
                 logprobs = F.log_softmax(logits.float(), dim=-1)
                 stats = self.probe.collect()
                 for row, index in enumerate(batch):

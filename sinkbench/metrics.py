@@ -70,13 +70,12 @@ def massive_activation(hidden: torch.Tensor, median_positions: int | None = None
     return top / median.clamp(min=torch.finfo(torch.float32).tiny), position
 
 
-def value_norm_ratio(value: torch.Tensor) -> torch.Tensor:
-    """||v_0|| over the mean ||v_j|| of the other positions: (B, H, T, d) -> (B, H).
+def value_norm_ratio(norms: torch.Tensor) -> torch.Tensor:
+    """||v_0|| over the mean ||v_j|| of the other positions, from the norms: (B, H, T) -> (B, H).
 
     Sink heads often pair heavy attention to key 0 with a small value vector there, so the
     sink adds little to the output (a "no-op" head).
     """
-    norms = value.detach().float().norm(dim=-1)  # (B, H, T)
     if norms.shape[-1] < 2:
         return torch.full(norms.shape[:-1], float("nan"))
     return norms[..., 0] / norms[..., 1:].mean(dim=-1).clamp(min=torch.finfo(torch.float32).tiny)

@@ -61,22 +61,16 @@ class SinkProbe:
         self._hooks: list = []
         self._session = None
         self._layer_index = {}
-        # Length of the whole sequence when running on top of a KV cache. A sliding-window
-        # cache layer holds fewer keys than that: its key 0 is then not the first token, and
-        # the first token is out of every query's window, so its attention is exactly 0.
-        self.total_keys: int | None = None
 
     # Recorder protocol, called from inside the attention function.
     def record(self, call: LayerAttention) -> None:
-        probs = call.key_attention(min(self.first_k, call.key.shape[2]))  # (B, H, Tq, k)
-        if self.total_keys is not None and call.key.shape[2] < self.total_keys:
-            probs = torch.zeros_like(probs)
+        probs = call.key_attention(min(self.first_k, call.n_keys))  # (B, H, Tq, k)
         if probs.shape[-1] < self.first_k:  # fewer keys than asked: mass beyond them is 0
             probs = torch.nn.functional.pad(probs, (0, self.first_k - probs.shape[-1]))
         sink = None
         if call.learned_sink is not None:
             sink = torch.exp(call.learned_sink.float().view(1, -1, 1) - call.lse.float())
-        self._attention[call.layer] = (probs.cumsum(-1), sink, metrics.value_norm_ratio(call.value))
+        self._attention[call.layer] = (probs.cumsum(-1), sink, metrics.value_norm_ratio(call.value_norms()))
 
     def _on_layer_output(self, module, args, output):
         hidden = output[0] if isinstance(output, tuple) else output

@@ -8,6 +8,7 @@ import torch
 from lm_eval.tasks import TaskManager
 
 from lm_tasks import write_tasks
+from sinkbench.attention import attention_session
 from sinkbench.backend import SinkbenchLM
 from sinkbench.conditions import Condition, check_sequence_start
 from sinkbench.errors import SinkbenchError
@@ -56,8 +57,12 @@ class InputSpy:
     def hook(self, module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
         cache = kwargs.get("past_key_values")
-        cached = cache.get_seq_length() if cache is not None else 0
-        self.calls.append(([row.tolist() for row in ids], cached))
+        positions = kwargs.get("position_ids")
+        if cache is not None:
+            offset = cache.get_seq_length()
+        else:  # a batch after the shared stress prefix starts at its length
+            offset = int(positions[0, 0]) if positions is not None else 0
+        self.calls.append(([row.tolist() for row in ids], offset))
 
 
 CONDITIONS = {
@@ -82,7 +87,7 @@ def test_every_sequence_starts_as_the_condition_says(name, tiny_model_dir, task_
     for rows, cached in spy.calls:
         for row in rows:
             if cached == 0 and lm.prefix_ids and row == fixed[:-1]:
-                continue  # the stress prefix itself, computed once into the KV cache
+                continue  # the stress prefix itself, computed once and shared
             if cached == 0:
                 sequence = row
             elif lm.prefix_ids and cached == len(fixed) - 1:
@@ -105,15 +110,16 @@ def test_every_sequence_starts_as_the_condition_says(name, tiny_model_dir, task_
         assert BOS not in lm.ledger.first_tokens and len(lm.ledger.first_tokens) > 1
 
 
-def test_stress_prefix_cache_gives_the_scores_of_a_full_pass(tiny_model_dir):
-    lm = SinkbenchLM(pretrained=str(tiny_model_dir), prefix=10, batch_size=3)
+@pytest.mark.parametrize("extra", [{}, {"window": 4, "sinks": 1}, {"knockout": "1"}])
+def test_shared_stress_prefix_gives_the_scores_of_a_full_pass(tiny_model_dir, extra):
+    lm = SinkbenchLM(pretrained=str(tiny_model_dir), prefix=10, batch_size=3, **extra)
     context, continuations = [20, 21, 22, 23], [[30], [31, 32], [33, 34, 35]]
     from sinkbench.backend import ScoreItem
 
     scores = lm._score([ScoreItem(None, context, c) for c in continuations], disable_tqdm=True)
     for (logprob, _), cont in zip(scores, continuations):
         sequence = torch.tensor([lm.fixed + context + cont])
-        with torch.no_grad():
+        with torch.no_grad(), attention_session(lm.model, edit=lm.edit):
             full = torch.log_softmax(lm.model(sequence).logits.float(), -1)[0]
         expected = sum(full[len(sequence[0]) - len(cont) - 1 + i, t].item() for i, t in enumerate(cont))
         assert logprob == pytest.approx(expected, abs=1e-4)

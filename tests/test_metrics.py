@@ -61,7 +61,7 @@ def test_massive_activation_finds_the_outlier_position():
 def test_value_norm_ratio():
     value = torch.ones(1, 1, 3, 2)
     value[0, 0, 0] = 0.1  # small first value: a no-op sink
-    assert metrics.value_norm_ratio(value).item() == pytest.approx(0.1)
+    assert metrics.value_norm_ratio(value.norm(dim=-1)).item() == pytest.approx(0.1)
 
 
 def test_overmixing_measures_only_later_positions():

@@ -5,7 +5,7 @@ import torch
 
 from conftest import ARCHS, make_model
 from sinkbench import metrics
-from sinkbench.attention import MaskEdit, attention_session
+from sinkbench.attention import MaskEdit, SharedPrefix, attention_session, capture_prefix, shared_prefix
 from sinkbench.probe import SinkProbe
 
 
@@ -130,3 +130,49 @@ def test_cached_decoding_matches_full_pass():
         model(ids[:, 12:], past_key_values=out.past_key_values)
         tail = probe.collect().first_key
     torch.testing.assert_close(tail, full[..., 12:], atol=1e-5, rtol=1e-5)
+
+
+SHARED_PREFIX_CASES = [(arch, 12, None) for arch in [*ARCHS, "gpt_oss"]] + [
+    ("gemma3", 2, None),  # prefix + rows fit the sliding window: the merged two-kernel path
+    ("gemma3", 12, MaskEdit(window=5, sinks=2)),
+    ("gpt_oss", 12, MaskEdit(window=4, sinks=1)),
+    ("llama", 12, MaskEdit(knockout_layers=frozenset({1}))),
+    ("llama", 2, MaskEdit(window=3, sinks=0)),
+]
+
+
+@pytest.mark.parametrize("arch,length,edit", SHARED_PREFIX_CASES)
+@torch.no_grad()
+def test_shared_prefix_equals_running_the_whole_sequence(arch, length, edit):
+    """Rows attending to a stored prefix get the logits and sink statistics of the full sequences."""
+    model = make_model(arch)
+    generator = torch.Generator().manual_seed(2)
+    prefix_ids = torch.randint(4, 100, (1, length), generator=generator)
+    rows = torch.randint(4, 100, (3, 5), generator=generator)
+    whole = torch.cat([prefix_ids.expand(3, -1), rows], dim=1)
+    with SinkProbe(model, first_k=3, edit=edit) as probe:
+        reference = model(whole).logits[:, length:]
+        expected = probe.collect()
+        with capture_prefix() as layers:
+            model(prefix_ids)
+        probe.collect()
+        prefix = SharedPrefix(layers, length)
+        with shared_prefix(prefix):
+            logits = model(rows, position_ids=prefix.position_ids(3, 5)).logits
+        stats = probe.collect()
+    torch.testing.assert_close(logits, reference, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(stats.first_k_mass, expected.first_k_mass[..., length:, :], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(stats.value_norm_ratio, expected.value_norm_ratio, atol=1e-5, rtol=1e-5)
+    if expected.learned_sink is not None:
+        torch.testing.assert_close(stats.learned_sink, expected.learned_sink[..., length:], atol=1e-5, rtol=1e-5)
+
+
+def test_shared_prefix_refuses_a_second_cache():
+    model = make_model("llama")
+    ids = torch.randint(4, 100, (1, 8))
+    with torch.no_grad(), attention_session(model):
+        with capture_prefix() as layers:
+            out = model(ids[:, :4], use_cache=True)
+        prefix = SharedPrefix(layers, 4)
+        with shared_prefix(prefix), pytest.raises(RuntimeError, match="no other KV cache"):
+            model(ids[:, 4:5], past_key_values=out.past_key_values, position_ids=prefix.position_ids(1, 1))
