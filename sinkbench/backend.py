@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 import sinkbench
 from sinkbench import metrics
-from sinkbench.attention import SharedPrefix, attention_session, capture_prefix, shared_prefix
+from sinkbench.attention import SharedPrefix, capture_prefix, shared_prefix
 from sinkbench.conditions import Condition, check_sequence_start
 from sinkbench.data import stress_prefix
 from sinkbench.errors import SinkbenchError
@@ -220,15 +220,22 @@ class SinkbenchLM(HFLM):
                     scored = logprobs[row, width - len(cont) :]  # (C, V)
                     greedy = bool((scored.argmax(-1) == cont).all())
                     results[index] = (scored.gather(-1, cont[:, None]).sum().item(), greedy)
-                    # the request's own queries: positions after the fixed start, before padding
-                    own = slice(min(len(self.fixed) - skip, lengths[row] - 1), lengths[row])
-                    alpha = metrics.alpha(stats.first_key[row, :, :, own])  # (L, H)
-                    mass = metrics.first_k_mass(stats.first_k_mass[row, :, :, own]).mean(dim=(0, 1))
-                    sinks = RequestSinks(alpha, mass, len(sequences[index]), sequences[index][0])
-                    self.ledger.add(items[index].key, sinks)
+                    own_start = len(self.fixed) - skip  # the request's own queries: after the fixed start
+                    self._add_sinks(items[index].key, stats, row, own_start, lengths[row], sequences[index])
                 bar.update(len(batch))
         bar.close()
         return results
+
+    def _add_sinks(self, key, stats, row: int, own_start: int, length: int, sequence: list[int]) -> None:
+        """One request's sink statistics from its row of a forward pass: queries own_start..length-1.
+
+        The request's own queries are those after the condition's fixed start; a sequence with
+        nothing after it (an empty context) keeps its last query so that it has one.
+        """
+        own = slice(min(own_start, length - 1), length)
+        alpha = metrics.alpha(stats.first_key[row, :, :, own])  # (L, H)
+        mass = metrics.first_k_mass(stats.first_k_mass[row, :, :, own]).mean(dim=(0, 1))
+        self.ledger.add(key, RequestSinks(alpha, mass, len(sequence), sequence[0]))
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
         """lm-eval's token-level entry point; the context tokens here are text tokens only."""
@@ -284,28 +291,45 @@ class SinkbenchLM(HFLM):
 
     @torch.no_grad()
     def generate_until(self, requests, disable_tqdm: bool = False):
-        """Greedy (or as asked) generation, one request at a time, under the condition."""
+        """Greedy (or as asked) generation, one request at a time, under the condition.
+
+        Sink metrics come from the prompt pass (prefill) of each generation: its queries are the
+        request's own; the one-token decoding steps after it are not recorded.
+        """
+        with self.probe:
+            self.probe.min_queries = 2
+            try:
+                outputs = self._generate_all(requests, disable_tqdm)
+            finally:
+                self.probe.min_queries = 1
+        self._gather_ranks()
+        return outputs
+
+    def _generate_all(self, requests, disable_tqdm: bool) -> list[str]:
         outputs = []
-        with attention_session(self.model, edit=self.edit):
-            for request in tqdm(requests, desc="sinkbench generate", disable=disable_tqdm or self.rank != 0):
-                context, gen_kwargs = request.args
-                gen_kwargs = dict(gen_kwargs)
-                until = handle_stop_sequences(gen_kwargs.pop("until", None), eos=self.tok_decode(self.eot_token_id))
-                max_gen = int(gen_kwargs.pop("max_gen_toks", self.max_gen_toks))
-                room = self.max_length - max_gen - len(self.fixed)
-                if room < 1:
-                    raise SinkbenchError(f"max_gen_toks={max_gen} leaves no room for context after the fixed start")
-                sequence = self.fixed + self.tok_encode(context, left_truncate_len=room)
-                check_sequence_start(sequence, self.head, self.prefix_ids, self.condition, self.tokenizer.bos_token_id)
+        for request in tqdm(requests, desc="sinkbench generate", disable=disable_tqdm or self.rank != 0):
+            context, gen_kwargs = request.args
+            gen_kwargs = dict(gen_kwargs)
+            until = handle_stop_sequences(gen_kwargs.pop("until", None), eos=self.tok_decode(self.eot_token_id))
+            max_gen = int(gen_kwargs.pop("max_gen_toks", self.max_gen_toks))
+            room = self.max_length - max_gen - len(self.fixed)
+            if room < 1:
+                raise SinkbenchError(f"max_gen_toks={max_gen} leaves no room for context after the fixed start")
+            sequence = self.fixed + self.tok_encode(context, left_truncate_len=room)
+            check_sequence_start(sequence, self.head, self.prefix_ids, self.condition, self.tokenizer.bos_token_id)
+            ids = torch.tensor([sequence], device=self.device)
+            out = self._model_generate(ids, max_length=len(sequence) + max_gen, stop=until, **gen_kwargs)
+            if len(sequence) >= self.probe.min_queries:
+                stats = self.probe.collect()
+                self._add_sinks(_request_key(request), stats, 0, len(self.fixed), len(sequence), sequence)
+            else:  # a one-token prompt: no prompt pass to read
                 self.ledger.first_tokens[sequence[0]] += 1
-                ids = torch.tensor([sequence], device=self.device)
-                out = self._model_generate(ids, max_length=len(sequence) + max_gen, stop=until, **gen_kwargs)
-                text = self.tok_decode(out[0, len(sequence) :].tolist())
-                for stop in until:
-                    if stop:
-                        text = text.split(stop)[0]
-                outputs.append(text)
-                self.cache_hook.add_partial("generate_until", request.args, text)
+            text = self.tok_decode(out[0, len(sequence) :].tolist())
+            for stop in until:
+                if stop:
+                    text = text.split(stop)[0]
+            outputs.append(text)
+            self.cache_hook.add_partial("generate_until", request.args, text)
         return outputs
 
     # ---- results ------------------------------------------------------------------------

@@ -61,9 +61,14 @@ class SinkProbe:
         self._hooks: list = []
         self._session = None
         self._layer_index = {}
+        # Attention calls with fewer queries are not recorded: 2 keeps a generation's prompt
+        # pass (prefill) and skips its one-token decoding steps.
+        self.min_queries = 1
 
     # Recorder protocol, called from inside the attention function.
     def record(self, call: LayerAttention) -> None:
+        if call.query.shape[2] < self.min_queries:
+            return
         probs = call.key_attention(min(self.first_k, call.n_keys))  # (B, H, Tq, k)
         if probs.shape[-1] < self.first_k:  # fewer keys than asked: mass beyond them is 0
             probs = torch.nn.functional.pad(probs, (0, self.first_k - probs.shape[-1]))

@@ -159,6 +159,27 @@ def test_sink_metrics_reach_results_and_sidecar(tiny_model_dir, task_manager, tm
     assert alpha == pytest.approx(sum(r["alpha_mean"] for r in rows if r["task"] == "tiny_cloze") / 4, rel=1e-5)
 
 
+@pytest.mark.parametrize("args", [{}, {"bos": "drop", "prefix": 6}])
+def test_generation_sink_metrics_come_from_the_prompt_pass(tiny_model_dir, args):
+    from lm_eval.api.instance import Instance
+
+    from sinkbench.probe import SinkProbe
+
+    lm = SinkbenchLM(pretrained=str(tiny_model_dir), **args)
+    context = "the cat sat on the red road . the dog"
+    request = Instance("generate_until", {}, (context, {"until": ["."], "max_gen_toks": 4}), 0, ("tiny_gen", 7, 1))
+    lm.generate_until([request], disable_tqdm=True)
+    recorded = lm.ledger.entries[("tiny_gen", 7, 0)]
+    prompt = lm.fixed + lm.tok_encode(context)
+    with torch.no_grad(), SinkProbe(lm.model, activations=False) as probe:
+        lm.model(torch.tensor([prompt]))
+        stats = probe.collect()
+    own = stats.first_key[0, :, :, len(lm.fixed) :]
+    torch.testing.assert_close(recorded.alpha, own.mean(-1), atol=1e-6, rtol=1e-5)
+    assert recorded.n_tokens == len(prompt) and recorded.first_token_id == prompt[0]
+    assert lm.get_model_info()["sinkbench"]["sink_metrics"]["tiny_gen"]["n_requests"] == 1
+
+
 def test_request_cache_is_separate_per_model_and_condition(tiny_model_dir, task_manager, tmp_path):
     cache = str(tmp_path / "cache" / "lm")
     keep = evaluate("sinkbench", task_manager, tasks=["tiny_cloze"], model_args=f"pretrained={tiny_model_dir}", use_cache=cache)
