@@ -17,6 +17,7 @@ What it changes against stock `hf`:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -144,8 +145,7 @@ class SinkbenchLM(HFLM):
     @property
     def cache_fingerprint(self) -> str:
         """Identifies model and condition, so lm-eval's request cache never mixes two of them."""
-        parts = [sinkbench.__version__, self.identity.name, str(self.identity.weights_sha256),
-                 str(self.identity.revision), self.identity.dtype, self.condition.name,
+        parts = [sinkbench.__version__, json.dumps(self.identity.to_dict(), sort_keys=True), self.condition.name,
                  self.stress.tokens_sha256 if self.stress else ""]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 

@@ -21,7 +21,7 @@ class ModelIdentity:
     family: str  # model family for the leaderboard (alias table, or config.model_type)
     architecture: str  # transformers class, e.g. LlamaForCausalLM
     revision: str | None  # hub commit hash, when known
-    weights_sha256: str | None  # sha256 of the single weights file (GGUF), when there is one
+    weights_sha256: str | None  # sha256 of the weights (see weights_sha256()); None for hub ids
     n_parameters: int
     dtype: str
     n_layers: int
@@ -84,6 +84,21 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
+
+
+def weights_sha256(folder: Path) -> str | None:
+    """The sha256 of a folder's weights: of the file itself if there is one, else of the list
+    of "name sha256" lines of every weights file, sorted by name. None if there are none."""
+    files = sorted({f for pattern in WEIGHT_PATTERNS for f in folder.glob(pattern) if f.is_file()})
+    if not files:
+        return None
+    if len(files) == 1:
+        return sha256_file(files[0])
+    listing = "".join(f"{f.name} {sha256_file(f)}\n" for f in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
 def _parse_dtype(dtype: str):
     import torch
 
@@ -138,7 +153,7 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {"dtype": _parse_dtype(dtype), "trust_remote_code": trust_remote_code}
-    weights_sha256 = None
+    weights = None
     if spec in ALIASES:
         source, gguf = "alias", resolve_alias(spec)
         family = family or ALIASES[spec].family
@@ -152,6 +167,7 @@ def load_model(
         if path.exists():
             source = "local"
             _check_local_folder(path, trust_remote_code, allow_pickle)
+            weights = weights_sha256(path)  # a checkpoint rewritten in place is a new model
         elif spec.startswith((".", "/", "~")) or spec.count("/") > 1:
             raise SinkbenchError(f"model path not found: {spec}")
         else:
@@ -161,7 +177,7 @@ def load_model(
                 kwargs["use_safetensors"] = True
     if gguf is not None:
         location, kwargs["gguf_file"] = str(gguf.parent), gguf.name
-        weights_sha256 = sha256_file(gguf)
+        weights = sha256_file(gguf)
     else:
         location = spec
     try:
@@ -182,7 +198,7 @@ def load_model(
         family=family or config.model_type,
         architecture=type(model).__name__,
         revision=getattr(config, "_commit_hash", None) if source == "hub" else None,
-        weights_sha256=weights_sha256,
+        weights_sha256=weights,
         n_parameters=sum(p.numel() for p in model.parameters()),
         dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
         n_layers=config.num_hidden_layers,

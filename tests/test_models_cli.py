@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from conftest import make_tokenizer
+from conftest import make_model, make_tokenizer
 from sinkbench.cli import main
 from sinkbench.conditions import Condition, knockout_layers
 from sinkbench.errors import SinkbenchError
-from sinkbench.models import load_model
+from sinkbench.models import load_model, sha256_file
 
 
 def test_identity_of_a_local_model(tiny_loaded):
@@ -18,6 +18,19 @@ def test_identity_of_a_local_model(tiny_loaded):
     assert (identity.n_layers, identity.n_heads, identity.n_kv_heads) == (2, 4, 2)
     assert identity.bos_token == "<bos>" and identity.adds_bos is True
     assert identity.n_parameters == sum(p.numel() for p in tiny_loaded.model.parameters())
+
+
+def test_a_checkpoint_rewritten_in_place_is_a_new_model(tiny_model_dir):
+    from sinkbench.backend import SinkbenchLM
+
+    first = load_model(str(tiny_model_dir))
+    assert first.identity.weights_sha256 == sha256_file(tiny_model_dir / "model.safetensors")
+    fingerprint = SinkbenchLM(loaded=first).cache_fingerprint
+    make_model("llama", seed=1).save_pretrained(tiny_model_dir)  # new training step, same folder
+    second = load_model(str(tiny_model_dir))
+    assert second.identity.weights_sha256 != first.identity.weights_sha256
+    assert SinkbenchLM(loaded=second).cache_fingerprint != fingerprint
+    assert SinkbenchLM(loaded=load_model(str(tiny_model_dir))).cache_fingerprint == SinkbenchLM(loaded=second).cache_fingerprint
 
 
 def test_pickle_weights_refused_unless_asked(tmp_path, tiny_model_dir):
