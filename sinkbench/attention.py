@@ -263,8 +263,9 @@ def _attend_after_prefix(layer, query, key, value, mask, scale, softcap, sliding
         allowed &= (q_pos[:, None] - k_pos[None, :]) < sliding
         if not edited:  # keys before the first query's window are seen by no query
             start = max(0, length - sliding + 1)
-    full_mask = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device).masked_fill_(~allowed, float("-inf"))
-    full_mask = full_mask[None, None] if mask is None else F.pad(mask, (length, 0)) + full_mask
+    full_mask = _additive(allowed, query.dtype)[None, None]
+    if mask is not None:
+        full_mask = F.pad(mask, (length, 0)) + full_mask
     batch = query.shape[0]
     keys = torch.cat([prefix.key[:, :, start:].expand(batch, -1, -1, -1), key], dim=2)
     values = torch.cat([prefix.value[:, :, start:].expand(batch, -1, -1, -1), value], dim=2)
@@ -297,7 +298,7 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
             q_pos = torch.arange(tq, device=query.device) + (tk - tq)
             k_pos = torch.arange(tk, device=query.device)
             allowed = (edit or MaskEdit()).allowed(layer, q_pos, k_pos)
-            extra = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device).masked_fill_(~allowed, float("-inf"))
+            extra = _additive(allowed, query.dtype)
             mask = extra[None, None] if mask is None else mask + extra
             causal = False
         out, lse = _attend(query, key, value, mask, scale, causal, softcap)
