@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from sinkbench.run import default_tasks_dir
 
 
@@ -27,12 +29,22 @@ def test_lm_eval_cli_with_sinkbench_model(tiny_model_dir, tmp_path):
     assert len(sidecar.read_text().splitlines()) == 6
 
 
-def test_data_parallel_ranks_merge_their_sink_metrics(tiny_model_dir, tmp_path):
-    """Two CPU ranks under torchrun split the documents; rank 0 reports every request once."""
+LAUNCHERS = {
+    "torchrun": ["torchrun", "--nproc_per_node", "2"],
+    # accelerate starts CPU ranks only through its multi-GPU launcher (torchrun underneath);
+    # `--cpu --num_processes 2` runs a single process.
+    "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2"],
+}
+
+
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_data_parallel_ranks_merge_their_sink_metrics(launcher, tiny_model_dir, tmp_path):
+    """Two CPU ranks split the documents; rank 0 reports every request once."""
     sidecar = tmp_path / "sinks.jsonl"
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    program, *launch_args = LAUNCHERS[launcher]
     command = [
-        torchrun, "--nproc_per_node", "2", "-m", "sinkbench.lm_eval_cli", "--model", "sinkbench",
+        os.path.join(os.path.dirname(sys.executable), program), *launch_args,
+        "-m", "sinkbench.lm_eval_cli", "--model", "sinkbench",
         "--model_args", f"pretrained={tiny_model_dir},sidecar={sidecar}",
         "--tasks", "sinkbench_copa", "--include_path", str(default_tasks_dir()), "--limit", "11",
         "--batch_size", "2", "--output_path", str(tmp_path / "out"),
