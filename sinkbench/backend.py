@@ -117,15 +117,14 @@ class SinkbenchLM(HFLM):
         if len(self.fixed) + 2 > self.max_length:
             raise SinkbenchError(f"prefix of {len(self.fixed)} tokens leaves no room in a {self.max_length}-token context")
         edit = self.condition.mask_edit(self.identity.n_layers)
-        self.probe = SinkProbe(self.model, first_k=first_k, edit=edit, activations=False)
-        self.edit = edit
+        self.probe = SinkProbe(self.model, first_k=first_k, edit=edit, activations=False)  # every pass runs in it
         if sidecar is not None and self.rank > 0:
             sidecar = f"{sidecar}.rank{self.rank}"
         if sidecar is not None:
             Path(sidecar).parent.mkdir(parents=True, exist_ok=True)
         self.ledger = SinkLedger(condition=self.condition.name, sidecar=Path(sidecar) if sidecar else None)
         self.truncated_requests = 0
-        self._prefix_cache = None
+        self._shared: SharedPrefix | None = None  # the stress prefix's keys and values, made on first use
         self.reuse_prefix = reuse_prefix  # False recomputes the prefix per sequence (benchmark baseline)
 
     # ---- set-up -------------------------------------------------------------------------
@@ -175,13 +174,13 @@ class SinkbenchLM(HFLM):
         Call inside the probe's session. The last fixed token runs with each batch, so every
         scored position has an input token in the batch.
         """
-        if self._prefix_cache is None:
+        if self._shared is None:
             ids = torch.tensor([self.fixed[:-1]], device=self.device)
             with capture_prefix() as layers:
                 self.model(ids, use_cache=False)
             self.probe.collect()  # the prefix's own queries are not any request's
-            self._prefix_cache = SharedPrefix(layers, ids.shape[1])
-        return self._prefix_cache
+            self._shared = SharedPrefix(layers, ids.shape[1])
+        return self._shared
 
     # ---- scoring ------------------------------------------------------------------------
 

@@ -119,7 +119,7 @@ def test_shared_stress_prefix_gives_the_scores_of_a_full_pass(tiny_model_dir, ex
     scores = lm._score([ScoreItem(None, context, c) for c in continuations], disable_tqdm=True)
     for (logprob, _), cont in zip(scores, continuations):
         sequence = torch.tensor([lm.fixed + context + cont])
-        with torch.no_grad(), attention_session(lm.model, edit=lm.edit):
+        with torch.no_grad(), attention_session(lm.model, edit=lm.probe.edit):
             full = torch.log_softmax(lm.model(sequence).logits.float(), -1)[0]
         expected = sum(full[len(sequence[0]) - len(cont) - 1 + i, t].item() for i, t in enumerate(cont))
         assert logprob == pytest.approx(expected, abs=1e-4)
