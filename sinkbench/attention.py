@@ -60,7 +60,7 @@ class MaskEdit:
 class LayerAttention:
     """What one attention call hands to a recorder. Shapes: B batch, H query heads, Hkv key heads.
 
-    The keys a query may see are `prefix_key` (a shared stress prefix, if any) followed by `key`.
+    The keys a query may see are `prefix.key` (a shared stress prefix, if any) followed by `key`.
     """
 
     layer: int | None
@@ -250,9 +250,9 @@ def _attend_after_prefix(layer, query, key, value, mask, scale, softcap, sliding
         causal = mask is None and tq > 1
         out_own, lse_own = _attend(query, key, value, mask, scale, causal, softcap)
         out_pre, lse_pre = _attend_shared(query, prefix, scale, softcap)
-        lse = torch.logaddexp(lse_own.float(), lse_pre.float())
-        out = out_own.float() * torch.exp(lse_own.float() - lse).unsqueeze(-1)
-        out = out + out_pre.float() * torch.exp(lse_pre.float() - lse).unsqueeze(-1)
+        lse_own, lse_pre = lse_own.float(), lse_pre.float()
+        lse = torch.logaddexp(lse_own, lse_pre)
+        out = out_own.float() * torch.exp(lse_own - lse).unsqueeze(-1) + out_pre.float() * torch.exp(lse_pre - lse).unsqueeze(-1)
         full_mask = None if mask is None else F.pad(mask, (length, 0))
         return out.to(query.dtype), lse, full_mask
     q_pos = torch.arange(length, length + tq, device=query.device)
