@@ -94,10 +94,14 @@ class SinkbenchLM(HFLM):
         family: str | None = None,
         loaded: LoadedModel | None = None,
         reuse_prefix: bool = True,
+        condition: Condition | None = None,
         **kwargs,
     ):
-        """`loaded` reuses an already loaded model (one load for a whole condition grid)."""
-        self.condition = Condition.from_args(bos=bos, prefix=prefix, window=window, sinks=sinks, knockout=knockout)
+        """`loaded` reuses an already loaded model (one load for a whole condition grid); `condition`
+        gives the stress condition as an object, in place of the bos/prefix/window/sinks/knockout args."""
+        if condition is None:
+            condition = Condition.from_args(bos=bos, prefix=prefix, window=window, sinks=sinks, knockout=knockout)
+        self.condition = condition
         device = _resolve_device(kwargs.pop("device", None))
         if loaded is None:
             loaded = load_model(

@@ -66,32 +66,53 @@ def _csv(kind):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sinkbench.run import RunConfig, condition_grid, run_grid, summary_table
+    from sinkbench.record import read_record
+    from sinkbench.report import render_record
+    from sinkbench.run import RunConfig, run
+    from sinkbench.suite import custom_grid, get_suite
 
+    suite = get_suite(args.suite)
+    cells = custom_grid(suite, args.tasks, args.bos, args.prefix, args.window, args.sinks, args.knockout)
+    if args.release_date is not None:
+        _check_date(args.release_date)
     out = Path(args.out) if args.out else Path("runs") / args.model.replace("/", "__").removesuffix(".gguf")
-    attention_study = args.window is not None or args.knockout is not None
-    if args.bos is None:
-        args.bos = ["keep"] if attention_study else ["keep", "drop"]
-    if args.prefix is None:
-        args.prefix = [0] if attention_study else [0, 1024]
     config = RunConfig(
-        model=args.model, out=out, tasks=tuple(args.tasks),
-        conditions=condition_grid(args.bos, args.prefix, args.window, args.sinks, args.knockout),
-        limit=args.limit, batch_size=args.batch_size, data_dir=args.data_dir,
-        include_path=Path(args.include_path) if args.include_path else None,
+        model=args.model, out=out, suite=suite.name, cells=cells, limit=args.limit, batch_size=args.batch_size,
+        data_dir=args.data_dir, include_path=Path(args.include_path) if args.include_path else None,
+        device=args.device, dtype=args.dtype, family=args.family, release_date=args.release_date, force=args.force,
+        command=("sinkbench", *args.argv),
     )
-    documents = run_grid(config)
-    done = {d["condition"] for d in documents}
-    for path in sorted(out.glob("*.json")):  # conditions from earlier runs into the same folder
-        earlier = json.loads(path.read_text())
-        if isinstance(earlier, dict) and earlier.get("condition") not in done and "results" in earlier:
-            documents.append(earlier)
-            done.add(earlier["condition"])
-    table = summary_table(documents)
-    with_pandas_width = table.to_string(float_format=lambda v: f"{v:.4g}")
-    print(with_pandas_width)
-    (out / "summary.txt").write_text(with_pandas_width + "\n")
-    print(f"results in {out}/")
+    try:
+        path = run(config, verbose=args.verbose)
+    except KeyboardInterrupt:
+        print(f"\nsinkbench: stopped. Finished conditions are saved in {out}/; "
+              "run the same command again to continue where it stopped.", file=sys.stderr)
+        return 130
+    record = read_record(path)
+    print()
+    print(render_record(record))
+    print(f"\nrecord: {path} (lm-eval results and per-request sink metrics beside it)")
+    return 0
+
+
+def _check_date(text: str) -> None:
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise SinkbenchError(f"--release-date must be YYYY-MM-DD, got '{text}'") from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from sinkbench.record import read_record
+    from sinkbench.validate import problems
+
+    found = problems(read_record(Path(args.file)))
+    if found:
+        more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
+        raise SinkbenchError(f"{args.file}: {found[0]}{more}")
+    print(f"{args.file}: valid sinkbench record")
     return 0
 
 
@@ -126,24 +147,37 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--quiet", action="store_true", help="no progress bar")
     probe.set_defaults(func=cmd_probe)
 
-    run = sub.add_parser("run", help="run a task suite over a grid of stress conditions (the main job)")
+    run = sub.add_parser("run", help="run a suite's condition grid and sink profile into one record (the main job)",
+                         description="Run a suite's condition grid and the sink profile with one model load, and "
+                                     "write record.json. A stopped run continues when started again.")
     run.add_argument("--model", default="smollm2-135m", help="alias, hub id, folder or .gguf file (default smollm2-135m)")
-    run.add_argument("--tasks", type=_csv(str), default=["sinkbench_quick"],
-                     help="comma-separated tasks or groups (default sinkbench_quick; see `sinkbench tasks`)")
-    run.add_argument("--bos", type=_csv(str), default=None,
-                     help="comma-separated <bos> modes (default keep,drop; keep with --window/--knockout)")
-    run.add_argument("--prefix", type=_csv(int), default=None,
-                     help="comma-separated stress prefix lengths (default 0,1024; 0 with --window/--knockout)")
-    run.add_argument("--window", type=int, default=None, help="attend only to the last W keys (plus --sinks first keys)")
-    run.add_argument("--sinks", type=_csv(int), default=[0],
+    run.add_argument("--suite", default="quick", help="quick (about 10 min for SmolLM2 on 2 CPU cores) or standard (default quick)")
+    run.add_argument("--tasks", type=_csv(str), default=None,
+                     help="comma-separated tasks: run only these (see `sinkbench tasks`); default: the suite's")
+    run.add_argument("--bos", type=_csv(str), default=None, help="your own grid: comma-separated <bos> modes "
+                     "(keep, drop, double, replace:<token>)")
+    run.add_argument("--prefix", type=_csv(int), default=None, help="your own grid: comma-separated stress prefix lengths")
+    run.add_argument("--window", type=int, default=None, help="your own grid: attend only to the last W keys")
+    run.add_argument("--sinks", type=_csv(int), default=None,
                      help="with --window: comma-separated counts of first keys always kept (StreamingLLM: 0,4)")
-    run.add_argument("--knockout", default=None, help="layers where attention to the first token is masked: all, 3, 0-3, 0+2")
-    run.add_argument("--limit", type=int, default=None, help="documents per task (smoke runs)")
+    run.add_argument("--knockout", default=None, help="your own grid: layers where attention to the first token is masked: all, 3, 0-3, 0+2")
+    run.add_argument("--limit", type=int, default=None, help="documents per task (smoke runs; the record says so)")
     run.add_argument("--batch-size", type=int, default=8)
-    run.add_argument("--data-dir", default=None, help="benchmark data directory (default: $SINKBENCH_DATA_DIR)")
-    run.add_argument("--include-path", default=None, help="task configs folder (default: sinkbench's tasks/)")
+    run.add_argument("--data-dir", default=None, help="benchmark data directory (default: $SINKBENCH_DATA_DIR, "
+                     "else ../shared/data beside a checkout; without one, real tasks are skipped)")
+    run.add_argument("--include-path", default=None, help="task configs folder (default: sinkbench's tasks)")
     run.add_argument("--out", default=None, help="results folder (default runs/<model>)")
+    run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    run.add_argument("--dtype", default="float32", help="float32, bfloat16, float16 or auto (default float32)")
+    run.add_argument("--family", default=None, help="model family on the board (default: the alias's, else config.model_type)")
+    run.add_argument("--release-date", default=None, help="YYYY-MM-DD: orders releases in `sinkbench board track`")
+    run.add_argument("--force", action="store_true", help="recompute everything, replacing the folder's earlier results")
+    run.add_argument("-v", "--verbose", action="store_true", help="show lm-eval's and transformers' own messages")
     run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check a record: schema, value ranges, counts, summary columns")
+    validate.add_argument("file", help="a record.json")
+    validate.set_defaults(func=cmd_validate)
 
     tasks = sub.add_parser("tasks", help="list sinkbench's tasks and groups")
     tasks.set_defaults(func=cmd_tasks)
@@ -160,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return lm_eval_main(argv[1:])
     args = build_parser().parse_args(argv)
+    args.argv = list(argv)
     try:
         return args.func(args)
     except SinkbenchError as err:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
-from sinkbench.attention import MaskEdit
 from sinkbench.errors import SinkbenchError
+
+if TYPE_CHECKING:  # the board and `validate` read conditions without importing torch
+    from sinkbench.attention import MaskEdit
 
 BOS_MODES = ("keep", "drop", "double", "replace")
 
@@ -72,7 +75,12 @@ class Condition:
             parts.append(f"knockout={self.knockout}")
         return ",".join(parts)
 
-    def mask_edit(self, n_layers: int) -> MaskEdit | None:
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def mask_edit(self, n_layers: int) -> "MaskEdit | None":
+        from sinkbench.attention import MaskEdit
+
         if self.window is None and self.knockout is None:
             return None
         layers = knockout_layers(self.knockout, n_layers) if self.knockout else frozenset()

@@ -115,7 +115,7 @@ def run_probe(loaded: LoadedModel, texts: list[str], config: ProbeConfig, progre
     with SinkProbe(loaded.model, first_k=config.first_k) as probe:
         bar = tqdm(total=n, desc="probe", unit="seq", disable=not progress)
         for indices, batch in _batches(sequences, config.batch_size):
-            loaded.model(batch)
+            loaded.model(batch, logits_to_keep=1, use_cache=False)  # the full vocabulary at every position is GBs
             stats = probe.collect()
             alpha_batch = metrics.alpha(stats.first_key)  # (B, L, H)
             mass_batch = metrics.first_k_mass(stats.first_k_mass)  # (B, L, H, K)
@@ -158,6 +158,77 @@ def run_probe(loaded: LoadedModel, texts: list[str], config: ProbeConfig, progre
         "learned_sink_mass_by_layer": torch.stack(learned).mean(0).tolist() if learned[0] is not None else None,
         "overmixing": _overmixing(loaded, sequences, config, head_len),
     }
+
+
+def generated_texts(n: int, n_words: int, seed: int = 0) -> list[str]:
+    """Plain English paragraphs made from sinkbench's own filler sentences, for runs without a data directory."""
+    import random
+
+    from sinkbench.synthetic import FILLER
+
+    rng = random.Random(f"profile-{seed}")
+    texts = []
+    for _ in range(n):
+        sentences, words = [], 0
+        while words < n_words:
+            sentence = rng.choice(FILLER)
+            sentences.append(sentence)
+            words += len(sentence.split())
+        texts.append(" ".join(sentences))
+    return texts
+
+
+def long_texts(n: int, n_chars: int, data_dir) -> tuple[list[str], str]:
+    """n consecutive passages of n_chars characters from the middle of War and Peace, or generated text."""
+    from sinkbench.data import LONG_TEXT, book_text
+
+    if data_dir is None:
+        return generated_texts(n, n_chars // 5), "generated filler text (no data directory)"
+    text = book_text(LONG_TEXT, str(data_dir))
+    start = len(text) // 2
+    return [text[start + i * n_chars : start + (i + 1) * n_chars] for i in range(n)], LONG_TEXT
+
+
+def suite_profile(loaded: LoadedModel, plan, data_dir, progress: bool = True) -> dict:
+    """The record's sink profile: Gu et al.'s protocol (T, n) with over-mixing, then the length sweep.
+
+    Protocol texts are LAMBADA passages (or generated text without data); the sweep reads
+    long passages of one book at every length, so lengths differ only in how much is read.
+    """
+    import time
+
+    from sinkbench.cli import read_texts
+    from sinkbench.data import data_file
+
+    start = time.time()
+    if data_dir is None:
+        texts, source = generated_texts(plan.n, 3 * plan.T), "generated filler text (no data directory)"
+    else:
+        source = "lambada/lambada_test.jsonl"
+        texts = read_texts(data_file(source, data_dir), "text", plan.n)
+    profile = run_probe(loaded, texts, ProbeConfig(T=plan.T, n=plan.n, overmixing_sequences=plan.overmixing_sequences), progress)
+    limit = loaded.identity.max_context or max(plan.sweep_lengths)
+    points, sweep_source = [], None
+    for T, n in zip(plan.sweep_lengths, plan.sweep_texts):
+        if T > limit:
+            break
+        passages, sweep_source = long_texts(n, 8 * T, data_dir)  # ~4 characters a token: room to spare
+        config = ProbeConfig(T=T, n=n, overmixing_sequences=0, batch_size=max(1, min(8, 4096 // T)))
+        point = run_probe(loaded, passages, config, progress)
+        points.append({"T": T, "n_sequences": point["n_sequences"], **{k: point[k] for k in SWEEP_KEYS}})
+    return {
+        "T": plan.T, "n_sequences": profile["n_sequences"], "text_source": source, "bos": "keep",
+        "eps": list(ProbeConfig.eps),
+        **{key: profile[key] for key in PROFILE_KEYS},
+        "overmixing": {variant: profile["overmixing"][variant] for variant in ("with_bos", "without_bos")},
+        "length_sweep": {"text_source": sweep_source or "none", "points": points},
+        "wall_time_s": round(time.time() - start, 1),
+    }
+
+
+SWEEP_KEYS = ("sink_rate", "alpha_mean", "alpha_by_layer", "alpha_by_head")
+PROFILE_KEYS = (*SWEEP_KEYS, "first_k_mass", "massive_activations", "value_norm_ratio_by_layer",
+                "learned_sink_mass_by_layer")
 
 
 def render(profile: dict) -> str:

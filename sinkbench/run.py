@@ -1,21 +1,32 @@
-"""Run a task suite over a grid of conditions: one model load, one results file per condition.
+"""`sinkbench run`: a suite's condition grid and sink profile with one model load, into one record.
 
-A finished condition's file is written atomically and skipped when the run is repeated, so an
-interrupted grid resumes where it stopped and loses at most the condition in progress.
+The results folder holds `run.json` (what this folder is for: model, suite, settings), one
+`cond-<condition>.json` per finished condition, `profile.json`, per-request sidecars and, at the
+end, `record.json`. Every file is written atomically as soon as its part is done, so a run that
+is stopped at any point and started again continues and loses nothing. A folder that belongs to
+another model, suite, setting or sinkbench version is refused (`--force` starts it afresh).
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import io
 import json
+import logging
+import os
+import platform
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sinkbench.conditions import Condition
+import sinkbench
 from sinkbench.errors import SinkbenchError
+from sinkbench.results import condition_document, identical_document, record_entry
+from sinkbench.suite import GridCell, Suite, TaskSpec, get_suite
 
-DEFAULT_PREFIXES = (0, 1024)  # no stress, and a 1k-token distractor in front of every example
+MANIFEST = "run.json"
+OUR_FILES = (MANIFEST, "profile.json", "record.json", "cond-*.json", "cond-*.sinks.jsonl*")
 
 
 def default_tasks_dir() -> Path:
@@ -35,112 +46,384 @@ def default_tasks_dir() -> Path:
 class RunConfig:
     model: str
     out: Path
-    tasks: tuple[str, ...] = ("sinkbench_quick",)
-    conditions: tuple[Condition, ...] = field(default_factory=tuple)
+    suite: str = "quick"
+    cells: tuple[GridCell, ...] | None = None  # None: the suite's own grid
     limit: int | None = None  # documents per task, for smoke runs
     batch_size: int = 8
     data_dir: str | None = None
     include_path: Path | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    family: str | None = None
+    release_date: str | None = None
+    force: bool = False
+    profile: bool = True
     seed: int = 0
     bootstrap_iters: int = 1000  # standard errors; lm-eval's 100000 is slow for perplexity
+    command: tuple[str, ...] = field(default_factory=tuple)
 
 
-def condition_grid(bos: list[str], prefix: list[int], window: int | None = None, sinks: list[int] = (0,),
-                   knockout: str | None = None) -> tuple[Condition, ...]:
-    """The cross product bos x prefix x sinks (sinks only with a window), same window/knockout."""
-    sink_values = list(sinks) if window is not None else [None]
-    return tuple(
-        Condition.from_args(bos=b, prefix=p, window=window, sinks=k, knockout=knockout)
-        for b, p, k in itertools.product(bos, prefix, sink_values)
-    )
+def slug(name: str) -> str:
+    return "cond-" + name.replace("=", "-").replace(",", "_").replace(":", "-").replace("<", "").replace(">", "").replace("/", "-")
 
 
-def slug(condition: Condition) -> str:
-    return condition.name.replace("=", "-").replace(",", "_").replace(":", "-").replace("<", "").replace(">", "")
+# ---- the results folder -----------------------------------------------------------------
 
 
-def condition_args(condition: Condition) -> dict:
-    bos = f"replace:{condition.replace_token}" if condition.bos == "replace" else condition.bos
-    return {"bos": bos, "prefix": condition.prefix, "window": condition.window, "sinks": condition.sinks,
-            "knockout": condition.knockout}
+def _manifest(config: RunConfig, suite: Suite) -> dict:
+    """What must be equal for a folder's finished parts to belong to this run."""
+    return {"sinkbench_version": sinkbench.__version__, "model": config.model, "suite": suite.name,
+            "suite_version": suite.version, "limit": config.limit, "dtype": config.dtype, "device": config.device,
+            "seed": config.seed}
 
 
-def run_grid(config: RunConfig, log=print) -> list[dict]:
-    import lm_eval
-    from lm_eval.tasks import TaskManager
-
-    from sinkbench.backend import SinkbenchLM
-    from sinkbench.data import resolve_data_dir
-    from sinkbench.models import load_model
+def prepare_folder(config: RunConfig, suite: Suite) -> dict:
+    """Make `out` ready: writable, and empty or holding this same run's parts. Returns the manifest."""
     from sinkbench.files import write_json_atomic
 
-    if not config.conditions:
-        raise SinkbenchError("no conditions to run")
-    data_dir = str(resolve_data_dir(config.data_dir))
-    include = config.include_path or default_tasks_dir()
-    manager = TaskManager(include_path=str(include), include_defaults=False,
-                          metadata={"tokenizer": config.model, "data_dir": data_dir})
-    unknown = [t for t in config.tasks if t not in manager.all_tasks]
-    if unknown:
-        raise SinkbenchError(f"unknown task(s): {', '.join(unknown)} (see `sinkbench tasks`)")
-    config.out.mkdir(parents=True, exist_ok=True)
-    loaded, documents = None, []
-    for condition in config.conditions:
-        path = config.out / f"{slug(condition)}.json"
-        if path.exists():
-            log(f"[{condition.name}] done already: {path}")
-            documents.append(json.loads(path.read_text()))
+    out = config.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".sinkbench-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise SinkbenchError(f"cannot write results to {out}: {err.strerror or err}") from None
+    wanted = _manifest(config, suite)
+    existing = out / MANIFEST
+    ours = sorted({p for pattern in OUR_FILES for p in out.glob(pattern)})
+    if config.force:
+        for path in ours:
+            path.unlink()
+    elif existing.is_file():
+        try:
+            held = json.loads(existing.read_text())
+        except ValueError:
+            raise SinkbenchError(f"{existing} is damaged; pass --force to start this folder afresh") from None
+        differ = [k for k in wanted if held.get(k) != wanted[k]]
+        if differ:
+            what = ", ".join(f"{k} {held.get(k)!r} (now {wanted[k]!r})" for k in differ)
+            raise SinkbenchError(f"{out} holds results of another run: {what}. Use another --out, or --force to replace them")
+    elif any(out.glob("*.json")):
+        raise SinkbenchError(f"{out} holds files that are not a sinkbench run's; use another --out, or --force")
+    write_json_atomic(wanted, existing)
+    return wanted
+
+
+def _load_document(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # a damaged part is recomputed
+
+
+# ---- the grid ---------------------------------------------------------------------------
+
+
+def _data_dir(config: RunConfig) -> tuple[str | None, list[str]]:
+    from sinkbench.data import ENV_VAR, HOW_TO_GET, resolve_data_dir
+
+    if config.data_dir is None and not os.environ.get(ENV_VAR):
+        try:
+            return str(resolve_data_dir(None)), []
+        except SinkbenchError:
+            return None, [f"no data directory: real tasks and the stress prefix were skipped. {HOW_TO_GET}"]
+    return str(resolve_data_dir(config.data_dir)), []
+
+
+def plan_cells(cells: tuple[GridCell, ...], suite: Suite, has_data: bool) -> tuple[list[GridCell], list[str]]:
+    """Without data: drop the tasks that read it and the conditions whose stress prefix does."""
+    if has_data:
+        return list(cells), []
+    runnable, skipped = [], []
+    for cell in cells:
+        tasks = tuple(t for t in cell.tasks if not task_spec(suite, t).needs_data)
+        dropped = [t for t in cell.tasks if t not in tasks]
+        if cell.condition.prefix or not tasks:
+            skipped.append(f"{cell.condition.name} (needs the data directory)")
             continue
-        if loaded is None:
-            log(f"loading {config.model} ...")
-            loaded = load_model(config.model)
-        sidecar = config.out / f"{slug(condition)}.sinks.jsonl"
-        sidecar.unlink(missing_ok=True)  # rows of an interrupted attempt would be counted twice
-        lm = SinkbenchLM(loaded=loaded, batch_size=config.batch_size, sidecar=str(sidecar), data_dir=data_dir,
-                         **condition_args(condition))
-        log(f"[{condition.name}] running {', '.join(config.tasks)}")
-        start = time.time()
-        result = lm_eval.simple_evaluate(
-            model=lm, tasks=list(config.tasks), task_manager=manager, limit=config.limit, log_samples=False,
-            bootstrap_iters=config.bootstrap_iters, random_seed=config.seed, numpy_random_seed=config.seed,
-            torch_random_seed=config.seed,
-        )
-        document = {
-            "condition": condition.name,
-            "model": loaded.identity.to_dict(),
-            "tasks": list(config.tasks),
-            "limit": config.limit,
-            "wall_time_s": round(time.time() - start, 1),
-            **{key: result.get(key) for key in ("results", "groups", "group_subtasks", "higher_is_better",
-                                                 "n-samples", "versions", "n-shot", "config")},
-            "lm_eval_version": result.get("lm_eval_version"),
-            "transformers_version": result.get("transformers_version"),
-            "date": result.get("date"),
-        }
-        write_json_atomic(document, path)
-        log(f"[{condition.name}] {document['wall_time_s']} s -> {path}")
-        documents.append(document)
-    return documents
+        if dropped:
+            skipped.append(f"{', '.join(dropped)} under {cell.condition.name} (needs the data directory)")
+        runnable.append(GridCell(cell.condition, tasks))
+    return runnable, skipped
 
 
-SKIP_METRICS = {"alias", "name", "sample_len", "sample_count"}
+def task_spec(suite: Suite, name: str) -> TaskSpec:
+    """The suite's description of a task; a task outside the suite counts as an accuracy task on acc."""
+    from sinkbench.suite import SUITES
+
+    for candidate in (suite, *SUITES.values()):
+        if name in {t.name for t in candidate.tasks}:
+            return candidate.task(name)
+    synthetic = name.startswith(("sinkbench_passkey", "sinkbench_kv_retrieval"))
+    return TaskSpec(name, "accuracy", "acc", needs_data=not synthetic)
 
 
-def summary_table(documents: list[dict]):
-    """A DataFrame: one row per condition, one column per (task, metric)."""
-    import pandas as pd
+def _signature(loaded, condition) -> tuple:
+    """What decides the token sequences a condition produces: head, prefix length, attention edits."""
+    head = condition.head_tokens(loaded.tokenizer, loaded.identity.adds_bos)
+    edit = condition.mask_edit(loaded.identity.n_layers)
+    return tuple(head), condition.prefix, edit
 
-    rows = {}
+
+def _twin(loaded, cell: GridCell, documents: list[dict]) -> dict | None:
+    """An earlier computed condition whose token sequences and attention are exactly this cell's.
+
+    SmolLM2's tokenizer adds no <bos>, so `bos=drop` there feeds the model what `bos=keep` does.
+    """
+    from sinkbench.conditions import Condition
+
+    signature = _signature(loaded, cell.condition)
     for document in documents:
-        row = {}
-        for task, metrics in (document.get("results") or {}).items():
-            for key, value in metrics.items():
-                name = key.split(",")[0]
-                if name in SKIP_METRICS or name.endswith("_stderr") or not isinstance(value, (int, float)):
-                    continue
-                row[(task, name)] = value
-        row[("", "wall_s")] = document.get("wall_time_s")
-        rows[document["condition"]] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table.sort_index(axis=1)
+        if document["identical_to"] is None and set(cell.tasks) <= set(document["tasks"]):
+            if _signature(loaded, Condition(**document["spec"])) == signature:
+                return document
+    return None
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """lm-eval and transformers log advice a user cannot act on; -v shows it."""
+    if verbose:
+        return
+    for name in ("lm_eval", "transformers", "datasets", "accelerate", "sinkbench.backend"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # lm-eval's per-task "building contexts" bars; bars that set `disable` themselves (ours) stay.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+
+
+def _eta(seconds_per_task: list[float], remaining_tasks: int) -> str:
+    if not seconds_per_task:
+        return "ETA after the first condition"
+    seconds = sum(seconds_per_task) / len(seconds_per_task) * remaining_tasks
+    return f"ETA {seconds / 60:.0f} min" if seconds >= 90 else f"ETA {seconds:.0f} s"
+
+
+@dataclass
+class _Session:
+    """The model and lm-eval's task manager, made once and only if something needs computing."""
+
+    config: RunConfig
+    data_dir: str | None
+    log: object
+    verbose: bool = False
+    loaded: object = None
+    manager: object = None
+
+    def model(self):
+        if self.loaded is None:
+            from sinkbench.models import load_model
+
+            self.log(f"loading {self.config.model} ({self.config.dtype} on {self.config.device}) ...")
+            self.loaded = load_model(self.config.model, dtype=self.config.dtype, family=self.config.family,
+                                     device=self.config.device)
+        return self.loaded
+
+    def tasks(self):
+        if self.manager is None:
+            from lm_eval.tasks import TaskManager
+
+            include = self.config.include_path or default_tasks_dir()
+            metadata = {"tokenizer": self.config.model, "data_dir": self.data_dir}
+            self.manager = TaskManager(include_path=str(include), include_defaults=False, metadata=metadata)
+        return self.manager
+
+
+def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path) -> dict:
+    import lm_eval
+
+    from sinkbench.backend import SinkbenchLM
+
+    config = session.config
+    sidecar.unlink(missing_ok=True)  # rows of an interrupted attempt would be counted twice
+    lm = SinkbenchLM(loaded=session.model(), condition=cell.condition, batch_size=config.batch_size,
+                     sidecar=str(sidecar), data_dir=session.data_dir, device=config.device)
+    start = time.time()
+    quiet = contextlib.redirect_stdout(io.StringIO()) if not session.verbose else contextlib.nullcontext()
+    with quiet:  # lm-eval prints "bootstrapping for stddev" lines
+        result = lm_eval.simple_evaluate(
+            model=lm, tasks=list(cell.tasks), task_manager=session.tasks(), limit=config.limit, log_samples=True,
+            bootstrap_iters=config.bootstrap_iters, random_seed=config.seed, numpy_random_seed=config.seed,
+            torch_random_seed=config.seed, fewshot_random_seed=config.seed,
+        )
+    if result is None:  # a rank other than 0 under data parallelism
+        return {}
+    primary = {t: task_spec(suite, t).primary_metric for t in cell.tasks if task_spec(suite, t).kind == "accuracy"}
+    return condition_document(condition=cell.condition, tasks=cell.tasks, result=result, lm=lm, primary=primary,
+                              wall_time_s=time.time() - start, seed=config.seed)
+
+
+def run(config: RunConfig, log=print, verbose: bool = False) -> Path:
+    """Run (or resume) the grid and the profile; write and return the path of record.json."""
+    from sinkbench.files import write_json_atomic
+
+    _quiet_libraries(verbose)
+    suite = get_suite(config.suite)
+    data_dir, missing = _data_dir(config)
+    cells, skipped = plan_cells(config.cells or suite.grid(), suite, data_dir is not None)
+    if skipped:
+        missing.append("skipped: " + "; ".join(skipped))
+        for line in missing:
+            log(f"note: {line}")
+    if not cells:
+        raise SinkbenchError("nothing to run: every condition needs the data directory")
+    prepare_folder(config, suite)
+    session = _Session(config, data_dir, log, verbose)
+    unknown = [t for c in cells for t in c.tasks if t not in session.tasks().all_tasks]
+    if unknown:
+        raise SinkbenchError(f"unknown task(s): {', '.join(sorted(set(unknown)))} (see `sinkbench tasks`)")
+    rank0 = _rank() == 0
+    documents, per_task = [], []
+    for number, cell in enumerate(cells, start=1):
+        path = config.out / f"{slug(cell.condition.name)}.json"
+        remaining = sum(len(c.tasks) for c in cells[number - 1 :])
+        header = f"[{number}/{len(cells)}] {cell.condition.name}"
+        document = _load_document(path) if path.is_file() else None
+        if document is not None and document.get("name") == cell.condition.name and set(cell.tasks) <= set(document["tasks"]):
+            log(f"{header}: done already ({path.name})")
+            documents.append(document)
+            continue
+        loaded = session.model()
+        _check_identity(config, loaded)
+        twin = _twin(loaded, cell, documents)
+        if twin is not None:
+            log(f"{header}: the same token sequences as {twin['name']}; its numbers are carried over")
+            document = identical_document(cell.condition, cell.tasks, twin)
+        else:
+            log(f"{header}: {', '.join(cell.tasks)} ({_eta(per_task, remaining)})")
+            document = run_condition(session, cell, suite, config.out / f"{slug(cell.condition.name)}.sinks.jsonl")
+            if not document:
+                continue
+            per_task.append(document["wall_time_s"] / len(cell.tasks))
+            log(f"{header}: {document['wall_time_s']:.0f} s")
+        if rank0:
+            write_json_atomic(document, path)
+        documents.append(document)
+    if not rank0:
+        return config.out / "record.json"
+    profile = _profile(config, session, suite, data_dir, log)
+    return _write_record(config, suite, session, documents, profile, missing, data_dir, log)
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _check_identity(config: RunConfig, loaded) -> None:
+    """A folder made with other weights under the same name is not this model's."""
+    from sinkbench.files import write_json_atomic
+
+    manifest_path = config.out / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    identity = {"weights_sha256": loaded.identity.weights_sha256, "revision": loaded.identity.revision}
+    if "identity" in manifest and manifest["identity"] != identity:
+        raise SinkbenchError(f"{config.out} holds results of other weights under the name {config.model}; "
+                             "use another --out, or --force")
+    if "identity" not in manifest and _rank() == 0:
+        write_json_atomic({**manifest, "identity": identity}, manifest_path)
+
+
+def _profile(config: RunConfig, session: _Session, suite: Suite, data_dir, log) -> dict | None:
+    from sinkbench.files import write_json_atomic
+
+    path = config.out / "profile.json"
+    if not config.profile:
+        return None
+    saved = _load_document(path) if path.is_file() else None
+    if saved is not None:
+        log(f"sink profile: done already ({path.name})")
+        return saved
+    from sinkbench.profile import suite_profile
+
+    plan = suite.profile
+    lengths = ", ".join(map(str, plan.sweep_lengths))
+    log(f"sink profile: T={plan.T} x {plan.n} texts, over-mixing, length sweep T = {lengths} (capped by the context)")
+    profile = suite_profile(session.model(), plan, data_dir)
+    write_json_atomic(profile, path)
+    log(f"sink profile: {profile['wall_time_s']:.0f} s")
+    return profile
+
+
+def _write_record(config, suite, session, documents, profile, missing, data_dir, log) -> Path:
+    from sinkbench.record import build_record, task_entry, write_record
+
+    if profile is None:
+        raise SinkbenchError("a record needs the sink profile")
+    identity = dict(documents[0]["model"]) if documents else session.model().identity.to_dict()
+    model = {**identity, "name": _display_name(config.model), "release_date": config.release_date}
+    if config.family:
+        model["family"] = config.family
+    higher = {}
+    for document in documents:
+        higher.update(((document.get("lm_eval") or {}).get("higher_is_better")) or {})
+    tasks = {t: task_entry(task_spec(suite, t), higher.get(t, {})) for d in documents for t in d["tasks"]}
+    record = build_record(model=model, provenance=_provenance(config, suite, session, documents, data_dir),
+                          tasks=tasks, profile=profile, conditions=[record_entry(d) for d in documents],
+                          missing=missing)
+    path = config.out / "record.json"
+    write_record(record, path)
+    return path
+
+
+def _display_name(spec: str) -> str:
+    from sinkbench.models import ALIASES
+
+    return spec if spec in ALIASES else Path(spec).name.removesuffix(".gguf") or spec
+
+
+def _provenance(config, suite, session, documents, data_dir) -> dict:
+    import importlib.metadata as md
+
+    from sinkbench.data import KNOWN_FILES, PREFIX_CHAR_OFFSET, LONG_TEXT
+
+    hashes = {}
+    if session.manager is not None or documents:
+        hashes = _task_hashes(session, sorted({t for d in documents for t in d["tasks"]}))
+    used_prefix = data_dir is not None and any(d["spec"]["prefix"] for d in documents)
+    return {
+        "sinkbench_version": sinkbench.__version__,
+        "lm_eval_version": md.version("lm_eval"),
+        "transformers_version": md.version("transformers"),
+        "torch_version": md.version("torch"),
+        "python_version": platform.python_version(),
+        "device": config.device,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seed": config.seed,
+        "command": list(config.command) or ["sinkbench", "run", "--model", config.model],
+        "limit": config.limit,
+        "batch_size": config.batch_size,
+        "suite": {"name": suite.name, "version": suite.version, "custom_grid": config.cells is not None},
+        "task_hashes": hashes,
+        "data_files": dict(sorted(KNOWN_FILES.items())) if data_dir is not None else {},
+        "stress_prefix": {"source": LONG_TEXT, "source_sha256": KNOWN_FILES[LONG_TEXT], "char_offset": PREFIX_CHAR_OFFSET}
+        if used_prefix else None,
+    }
+
+
+def _task_hashes(session: _Session, tasks: list[str]) -> dict[str, str]:
+    """sha256 of each task's YAML file(s) as lm-eval indexed them (the file and what it includes)."""
+    import hashlib
+
+    index = session.tasks().task_index
+    hashes = {}
+    for task in tasks:
+        yaml_path = getattr(index.get(task), "yaml_path", None)
+        if not isinstance(yaml_path, (str, Path)) or not Path(yaml_path).is_file():
+            continue
+        yaml_path = Path(yaml_path)
+        digest = hashlib.sha256(yaml_path.read_bytes())
+        for line in yaml_path.read_text().splitlines():
+            if line.startswith("include:"):
+                base = yaml_path.parent / line.split(":", 1)[1].strip()
+                if base.is_file():
+                    digest.update(base.read_bytes())
+        utils = yaml_path.parent / "utils.py"
+        if utils.is_file():
+            digest.update(utils.read_bytes())
+        hashes[task] = digest.hexdigest()
+    return hashes

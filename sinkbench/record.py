@@ -1,0 +1,112 @@
+"""The record: one JSON document per (model, revision, suite), the only thing the board reads.
+
+Built from what `sinkbench run` saved per condition and for the profile (plain dicts), so this
+module needs no torch. Written atomically with a schema check; read back with NaN/Infinity
+refused. The layout is `schema/record.schema.json`; the checks no schema can say live in
+sinkbench.validate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from sinkbench.columns import compute_summary
+from sinkbench.errors import SinkbenchError
+
+SCHEMA_VERSION = "1.0"
+MAX_RECORD_BYTES = 8 * 1024 * 1024  # a record of a 100-layer, 128-head model is ~2 MB
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    return json.loads(resources.files("sinkbench").joinpath("schema/record.schema.json").read_text())
+
+
+def finite(value):
+    """The value with every NaN or infinite float replaced by None (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not allowed in a record (use null with a note)")
+
+
+def loads(text: str) -> dict:
+    """Parse a record's JSON text; NaN, Infinity and duplicate keys are errors."""
+
+    def no_duplicates(pairs):
+        keys = [key for key, _ in pairs]
+        duplicated = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicated:
+            raise ValueError(f"duplicate key {duplicated[0]!r}")
+        return dict(pairs)
+
+    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=no_duplicates)
+
+
+def read_record(path: Path) -> dict:
+    """A record file, size-limited and strictly parsed; SinkbenchError names the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise SinkbenchError(f"record not found: {path}")
+    size = path.stat().st_size
+    if size > MAX_RECORD_BYTES:
+        raise SinkbenchError(f"{path}: {size} bytes, more than the {MAX_RECORD_BYTES} a record may have")
+    try:
+        record = loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SinkbenchError(f"{path}: not UTF-8 text") from None
+    except ValueError as err:
+        raise SinkbenchError(f"{path}: not valid record JSON ({err})") from None
+    if not isinstance(record, dict):
+        raise SinkbenchError(f"{path}: a record is a JSON object")
+    return record
+
+
+def dumps(record: dict) -> str:
+    """Canonical text: sorted keys, two-space indent, no NaN; the same record gives the same bytes."""
+    return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def task_entry(spec, higher_is_better: dict) -> dict:
+    return {"kind": spec.kind, "primary_metric": spec.primary_metric,
+            "higher_is_better": {k: bool(v) for k, v in sorted(higher_is_better.items())}}
+
+
+def build_record(*, model: dict, provenance: dict, tasks: dict, profile: dict, conditions: list[dict],
+                 missing: list[str]) -> dict:
+    """Assemble a record and fill its summary columns from its own numbers."""
+    record = finite({
+        "schema_version": SCHEMA_VERSION,
+        "status": "partial" if missing else "complete",
+        "missing": list(missing),
+        "model": model,
+        "provenance": provenance,
+        "tasks": tasks,
+        "profile": profile,
+        "conditions": conditions,
+        "summary": {},
+    })
+    record["summary"] = compute_summary(record)
+    return record
+
+
+def write_record(record: dict, path: Path) -> None:
+    """Validate, then write atomically. An invalid record is an error, never a file."""
+    from sinkbench.files import write_text_atomic
+    from sinkbench.validate import problems
+
+    found = problems(record)
+    if found:
+        raise SinkbenchError(f"refusing to write an invalid record: {found[0]}")
+    write_text_atomic(dumps(record), path)
