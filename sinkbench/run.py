@@ -104,9 +104,11 @@ def prepare_folder(config: RunConfig, suite: Suite) -> dict:
         if differ:
             what = ", ".join(f"{k} {held.get(k)!r} (now {wanted[k]!r})" for k in differ)
             raise SinkbenchError(f"{out} holds results of another run: {what}. Use another --out, or --force to replace them")
+        return held  # with the weights' identity, once a model was loaded for it
     elif any(out.glob("*.json")):
         raise SinkbenchError(f"{out} holds files that are not a sinkbench run's; use another --out, or --force")
-    write_json_atomic(wanted, existing)
+    if _rank() == 0:
+        write_json_atomic(wanted, existing)
     return wanted
 
 
@@ -148,15 +150,21 @@ def plan_cells(cells: tuple[GridCell, ...], suite: Suite, has_data: bool) -> tup
     return runnable, skipped
 
 
-def task_spec(suite: Suite, name: str) -> TaskSpec:
-    """The suite's description of a task; a task outside the suite counts as an accuracy task on acc."""
+def task_spec(suite: Suite, name: str, metrics=()) -> TaskSpec:
+    """The suite's description of a task. A task outside every suite is judged by its metrics:
+    acc makes it an accuracy task, word_perplexity a long-text task."""
     from sinkbench.suite import SUITES
 
     for candidate in (suite, *SUITES.values()):
         if name in {t.name for t in candidate.tasks}:
             return candidate.task(name)
-    synthetic = name.startswith(("sinkbench_passkey", "sinkbench_kv_retrieval"))
-    return TaskSpec(name, "accuracy", "acc", needs_data=not synthetic)
+    needs_data = not name.startswith(("sinkbench_passkey", "sinkbench_kv_retrieval"))
+    names = {key.split(",")[0] for key in metrics}
+    if "acc" in names:
+        return TaskSpec(name, "accuracy", "acc", needs_data)
+    if "word_perplexity" in names:
+        return TaskSpec(name, "perplexity", "word_perplexity", needs_data)
+    return TaskSpec(name, "other", sorted(names)[0] if names else "none", needs_data)
 
 
 def _signature(loaded, condition) -> tuple:
@@ -253,7 +261,8 @@ def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path
         )
     if result is None:  # a rank other than 0 under data parallelism
         return {}
-    primary = {t: task_spec(suite, t).primary_metric for t in cell.tasks if task_spec(suite, t).kind == "accuracy"}
+    specs = [task_spec(suite, t, (result.get("results") or {}).get(t, {})) for t in cell.tasks]
+    primary = {spec.name: spec.primary_metric for spec in specs if spec.kind == "accuracy"}
     return condition_document(condition=cell.condition, tasks=cell.tasks, result=result, lm=lm, primary=primary,
                               wall_time_s=time.time() - start, seed=config.seed)
 
@@ -300,10 +309,11 @@ def run(config: RunConfig, log=print, verbose: bool = False) -> Path:
             if not document:
                 continue
             per_task.append(document["wall_time_s"] / len(cell.tasks))
-            log(f"{header}: {document['wall_time_s']:.0f} s")
         if rank0:
             write_json_atomic(document, path)
         documents.append(document)
+        if twin is None:
+            log(f"{header}: {document['wall_time_s']:.0f} s, saved")
     if not rank0:
         return config.out / "record.json"
     profile = _profile(config, session, suite, data_dir, log)
@@ -361,7 +371,7 @@ def _write_record(config, suite, session, documents, profile, missing, data_dir,
     higher = {}
     for document in documents:
         higher.update(((document.get("lm_eval") or {}).get("higher_is_better")) or {})
-    tasks = {t: task_entry(task_spec(suite, t), higher.get(t, {})) for d in documents for t in d["tasks"]}
+    tasks = {t: task_entry(task_spec(suite, t, higher.get(t, {})), higher.get(t, {})) for d in documents for t in d["tasks"]}
     record = build_record(model=model, provenance=_provenance(config, suite, session, documents, data_dir),
                           tasks=tasks, profile=profile, conditions=[record_entry(d) for d in documents],
                           missing=missing)

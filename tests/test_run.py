@@ -1,52 +1,224 @@
-"""`sinkbench run`: the condition grid, one atomic file per condition, resume after interruption."""
+"""`sinkbench run`: a record from a tiny model through lm-eval; resume, refusal, determinism, no repeated work."""
 
+import copy
 import json
+import re
 
 import pytest
 
+from lm_tasks import write_tasks
 from sinkbench.cli import main
+from sinkbench.conditions import Condition
 from sinkbench.errors import SinkbenchError
-from sinkbench.run import RunConfig, condition_grid, run_grid, slug, summary_table
+from sinkbench.run import RunConfig, run
+from sinkbench.suite import GridCell, custom_grid, get_suite
+from sinkbench.validate import problems
+
+SCORED = ("tiny_cloze", "tiny_choice", "tiny_rolling")
+
+# Every role the summary columns read, without a stress prefix (that needs the data directory).
+CELLS = (
+    GridCell(Condition(), SCORED),
+    GridCell(Condition(bos="drop"), SCORED),
+    GridCell(Condition(knockout="all"), SCORED),
+    GridCell(Condition(window=8, sinks=0), ("tiny_rolling",)),
+    GridCell(Condition(window=8, sinks=4), ("tiny_rolling",)),
+)
+TIMES = re.compile(r"wall_time_s|throughput|date")
 
 
-def test_condition_grid_and_names():
-    grid = condition_grid(["keep", "drop"], [0, 64])
-    assert [c.name for c in grid] == ["bos=keep", "bos=keep,prefix=64", "bos=drop", "bos=drop,prefix=64"]
-    streaming = condition_grid(["keep"], [0], window=16, sinks=[0, 4])
-    assert [c.name for c in streaming] == ["bos=keep,window=16,sinks=0", "bos=keep,window=16,sinks=4"]
-    assert slug(grid[1]) == "bos-keep_prefix-64"
+@pytest.fixture
+def tasks_dir(tmp_path):
+    return write_tasks(tmp_path / "tasks")
 
 
-def test_run_grid_writes_each_condition_and_resumes(tiny_model_dir, tmp_path):
-    out = tmp_path / "run"
-    config = RunConfig(model=str(tiny_model_dir), out=out, tasks=("sinkbench_copa",),
-                       conditions=condition_grid(["keep", "drop"], [0]), limit=3, batch_size=2)
+def config(model, out, tasks_dir, **overrides):
+    from sinkbench.suite import ProfilePlan
+
+    base = dict(model=str(model), out=out, cells=CELLS, include_path=tasks_dir, batch_size=2)
+    base.update(overrides)
+    return RunConfig(**base)
+
+
+@pytest.fixture(autouse=True)
+def small_profile(monkeypatch):
+    """The suite's profile plan, shrunk: 100 texts and a 4k sweep are for real models."""
+    from dataclasses import replace
+
+    import sinkbench.suite as suite
+
+    plan = suite.ProfilePlan(T=16, n=6, sweep_lengths=(16, 64), sweep_texts=(3, 2), overmixing_sequences=2)
+    monkeypatch.setitem(suite.SUITES, "quick", replace(suite.SUITES["quick"], profile=plan))
+
+
+def without_times(record: dict) -> dict:
+    """The record less what a clock decides (times, throughput, dates)."""
+    record = copy.deepcopy(record)
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if not TIMES.search(k)}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(record)
+
+
+def test_run_writes_a_valid_record_with_every_part(tiny_model_dir, tasks_dir, tmp_path):
+    path = run(config(tiny_model_dir, tmp_path / "out", tasks_dir), log=lambda m: None)
+    record = json.loads(path.read_text())
+    assert problems(record) == []
+    assert record["status"] == "complete" and record["provenance"]["suite"]["custom_grid"] is True
+    assert [c["name"] for c in record["conditions"]] == [c.condition.name for c in CELLS]
+    keep = record["conditions"][0]
+    assert keep["scores"]["tiny_choice"]["acc"]["n"] == 3 and keep["scores"]["tiny_choice"]["acc"]["stderr"] is not None
+    assert keep["sinks"]["tiny_choice"]["n_requests"] == 8  # 3 + 2 + 3 choices
+    assert keep["first_tokens"] == [{"id": 2, "token": "<bos>", "count": keep["first_tokens"][0]["count"]}]
+    assert set(keep["link"]) == {"tiny_cloze", "tiny_choice"}  # accuracy tasks only
+    assert record["tasks"]["tiny_rolling"]["kind"] == "perplexity"
+    profile = record["profile"]
+    assert [p["T"] for p in profile["length_sweep"]["points"]] == [16, 64]
+    assert len(profile["alpha_by_head"]) == 2 and len(profile["alpha_by_head"][0]) == 4
+    summary = record["summary"]
+    for name in ("suite_score", "bos_dependence", "knockout_dependence", "streaming_gap", "sink_growth", "throughput"):
+        assert summary[name]["value"] is not None, name
+    assert summary["length_robustness"] == {"value": None, "note": "no prefix condition in the record"}
+    assert record["provenance"]["task_hashes"].keys() == set(SCORED)
+
+
+def test_a_stopped_run_resumes_to_the_same_record_and_runs_are_deterministic(tiny_model_dir, tasks_dir, tmp_path):
+    reference = json.loads(run(config(tiny_model_dir, tmp_path / "a", tasks_dir), log=lambda m: None).read_text())
+
+    def stop_after_first(message):
+        if re.match(r"\[1/\d\] .*saved$", message):
+            raise KeyboardInterrupt
+
+    out = tmp_path / "b"
+    with pytest.raises(KeyboardInterrupt):
+        run(config(tiny_model_dir, out, tasks_dir), log=stop_after_first)
+    assert sorted(p.name for p in out.glob("cond-*.json")) == ["cond-bos-keep.json"]
+    assert not (out / "record.json").exists()
     messages = []
-    documents = run_grid(config, log=messages.append)
-    assert sorted(p.name for p in out.glob("*.json")) == ["bos-drop.json", "bos-keep.json"]
-    keep = json.loads((out / "bos-keep.json").read_text())
-    assert keep["condition"] == "bos=keep" and keep["model"]["family"] == "llama"
-    assert keep["config"]["sinkbench"]["sink_metrics"]["sinkbench_copa"]["n_requests"] == 6
-    assert len((out / "bos-keep.sinks.jsonl").read_text().splitlines()) == 6
-    table = summary_table(documents)
-    assert list(table.index) == ["bos=keep", "bos=drop"] and ("sinkbench_copa", "acc") in table.columns
-    (out / "bos-drop.json").unlink()  # as if interrupted during the second condition
-    (out / "bos-drop.sinks.jsonl").write_text('{"partial": true}\n')
-    messages.clear()
-    run_grid(config, log=messages.append)
-    assert any("done already" in m and "bos=keep" in m for m in messages)
-    assert json.loads((out / "bos-drop.json").read_text())["condition"] == "bos=drop"
-    assert "partial" not in (out / "bos-drop.sinks.jsonl").read_text()
+    resumed = json.loads(run(config(tiny_model_dir, out, tasks_dir), log=messages.append).read_text())
+    assert any("[1/5] bos=keep: done already" in m for m in messages)
+    assert without_times(resumed) == without_times(reference)
 
 
-def test_unknown_task_is_an_error(tiny_model_dir, tmp_path):
-    config = RunConfig(model=str(tiny_model_dir), out=tmp_path, tasks=("no_such_task",),
-                       conditions=condition_grid(["keep"], [0]))
-    with pytest.raises(SinkbenchError, match="unknown task"):
-        run_grid(config)
+def test_a_condition_seen_identically_is_not_computed_again(tmp_path, tasks_dir):
+    from conftest import make_model, make_tokenizer
+
+    folder = tmp_path / "no-bos-model"  # a tokenizer that adds no <bos>, like SmolLM2's
+    make_model("llama").save_pretrained(folder)
+    make_tokenizer(adds_bos=False).save_pretrained(folder)
+    messages = []
+    record = json.loads(run(config(folder, tmp_path / "out", tasks_dir), log=messages.append).read_text())
+    keep, drop = record["conditions"][:2]
+    assert drop["identical_to"] == "bos=keep" and drop["wall_time_s"] == 0
+    assert drop["scores"] == keep["scores"] and drop["sinks"] == keep["sinks"]
+    assert not (tmp_path / "out" / "cond-bos-drop.sinks.jsonl").exists()
+    assert any("same token sequences as bos=keep" in m for m in messages)
+    assert record["summary"]["bos_dependence"]["value"] == 0.0
+    assert "adds no <bos>" in record["summary"]["bos_dependence"]["note"]
 
 
-def test_run_cli_rejects_bad_lists(capsys):
+def test_a_folder_of_another_model_or_suite_is_refused(tiny_model_dir, tasks_dir, tmp_path):
+    from conftest import make_model
+
+    out = tmp_path / "out"
+    cells = CELLS[:1]
+    run(config(tiny_model_dir, out, tasks_dir, cells=cells), log=lambda m: None)
+    other = tmp_path / "other-model"
+    other.mkdir()
+    for file in tiny_model_dir.iterdir():
+        (other / file.name).write_bytes(file.read_bytes())
+    with pytest.raises(SinkbenchError, match="holds results of another run: model"):
+        run(config(other, out, tasks_dir, cells=cells), log=lambda m: None)
+    with pytest.raises(SinkbenchError, match="holds results of another run: .*limit"):
+        run(config(tiny_model_dir, out, tasks_dir, cells=cells, limit=1), log=lambda m: None)
+    make_model("llama", seed=1).save_pretrained(tiny_model_dir)  # same name, new weights
+    with pytest.raises(SinkbenchError, match="other weights"):
+        run(config(tiny_model_dir, out, tasks_dir, cells=(GridCell(Condition(bos="drop"), SCORED),)), log=lambda m: None)
+    before = json.loads((out / "record.json").read_text())
+    path = run(config(tiny_model_dir, out, tasks_dir, cells=cells, force=True), log=lambda m: None)
+    after = json.loads(path.read_text())
+    assert after["model"]["weights_sha256"] != before["model"]["weights_sha256"]
+
+
+def test_without_data_the_real_tasks_are_skipped_and_the_record_is_partial(tiny_model_dir, tmp_path, monkeypatch):
+    import sinkbench.data as data
+
+    def no_data(explicit=None):
+        raise SinkbenchError("no data directory given")
+
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.setattr(data, "resolve_data_dir", no_data)
+    suite = get_suite("quick")
+    cells = custom_grid(suite, ["sinkbench_passkey_quick", "sinkbench_copa"], ["keep"], [0, 1024], None, None, None)
+    messages = []
+    path = run(RunConfig(model=str(tiny_model_dir), out=tmp_path / "out", cells=cells, limit=2, batch_size=2),
+               log=messages.append)
+    record = json.loads(path.read_text())
+    assert problems(record) == []
+    assert record["status"] == "partial"
+    assert [c["name"] for c in record["conditions"]] == ["bos=keep"]
+    assert list(record["conditions"][0]["scores"]) == ["sinkbench_passkey_quick"]
+    assert "no data directory" in record["missing"][0] and "sinkbench_copa" in record["missing"][1]
+    assert record["profile"]["text_source"].startswith("generated")
+    assert any(m.startswith("note: no data directory") for m in messages)
+
+
+def test_custom_grids():
+    suite = get_suite("quick")
+    assert custom_grid(suite, None, None, None, None, None, None) is None
+    only = custom_grid(suite, ["sinkbench_book_ppl_quick"], None, None, None, None, None)
+    assert [c.condition.name for c in only] == [c.condition.name for c in suite.grid()]
+    streaming = custom_grid(suite, ["sinkbench_book_ppl_quick"], None, None, 16, [0, 4], None)
+    assert [c.condition.name for c in streaming] == ["bos=keep,window=16,sinks=0", "bos=keep,window=16,sinks=4"]
+    grid = custom_grid(suite, None, ["keep", "drop"], [0, 64], None, None, None)
+    assert [c.condition.name for c in grid] == ["bos=keep", "bos=keep,prefix=64", "bos=drop", "bos=drop,prefix=64"]
+    with pytest.raises(SinkbenchError, match="--sinks needs --window"):
+        custom_grid(suite, None, None, None, None, [4], None)
+
+
+def test_the_suite_grid_matches_the_issue():
+    names = [cell.condition.name for cell in get_suite("quick").grid()]
+    assert names == ["bos=keep", "bos=keep,prefix=1024", "bos=drop", "bos=drop,prefix=1024", "bos=keep,knockout=all",
+                     "bos=keep,window=256,sinks=0", "bos=keep,window=256,sinks=4"]
+    assert get_suite("quick").grid()[-1].tasks == ("sinkbench_book_ppl_quick",)
+
+
+def test_the_suites_match_the_lm_eval_groups():
+    import yaml
+
+    from sinkbench.run import default_tasks_dir
+
+    for name in ("quick", "standard"):
+        group = yaml.safe_load((default_tasks_dir() / "groups" / f"sinkbench_{name}.yaml").read_text())
+        assert set(group["task"]) == {t.name for t in get_suite(name).tasks}, name
+
+
+def test_run_cli_errors_are_one_line(capsys, tmp_path):
+    assert main(["run", "--sinks", "4"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "sinkbench: error: --sinks needs --window (StreamingLLM keeps the first k keys plus the last W)")
+    assert main(["run", "--out", "/proc/x/y"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sinkbench: error: cannot write results to /proc/x/y") and "\n" not in err
+    assert main(["run", "--release-date", "2025-13-01"]) == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", "--prefix", "0,lots"])
     assert "comma-separated list" in capsys.readouterr().err
+
+
+def test_ctrl_c_says_how_to_resume(monkeypatch, capsys, tmp_path):
+    import sinkbench.run
+
+    def interrupted(config, log=print, verbose=False):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sinkbench.run, "run", interrupted)
+    assert main(["run", "--out", str(tmp_path / "x")]) == 130
+    err = capsys.readouterr().err
+    assert "stopped" in err and "run the same command again" in err and "Traceback" not in err
