@@ -88,6 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nsinkbench: stopped. Finished conditions are saved in {out}/; "
               "run the same command again to continue where it stopped.", file=sys.stderr)
         return 130
+    if path is None:  # a rank other than 0 of a data-parallel run: rank 0 reports
+        return 0
     record = read_record(path)
     print()
     print(render_record(record))

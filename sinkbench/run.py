@@ -267,8 +267,8 @@ def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path
                               wall_time_s=time.time() - start, seed=config.seed)
 
 
-def run(config: RunConfig, log=print, verbose: bool = False) -> Path:
-    """Run (or resume) the grid and the profile; write and return the path of record.json."""
+def run(config: RunConfig, log=print, verbose: bool = False) -> Path | None:
+    """Run (or resume) the grid and the profile; write and return the path of record.json (None on ranks > 0)."""
     from sinkbench.files import write_json_atomic
 
     _quiet_libraries(verbose)
@@ -300,13 +300,17 @@ def run(config: RunConfig, log=print, verbose: bool = False) -> Path:
         loaded = session.model()
         _check_identity(config, loaded)
         twin = _twin(loaded, cell, documents)
+        if twin is not None and not rank0:
+            continue
         if twin is not None:
             log(f"{header}: the same token sequences as {twin['name']}; its numbers are carried over")
             document = identical_document(cell.condition, cell.tasks, twin)
         else:
             log(f"{header}: {', '.join(cell.tasks)} ({_eta(per_task, remaining)})")
             document = run_condition(session, cell, suite, config.out / f"{slug(cell.condition.name)}.sinks.jsonl")
-            if not document:
+            if not document:  # another rank than 0: rank 0 holds the results; keep what decides twins
+                documents.append({"name": cell.condition.name, "spec": cell.condition.to_dict(),
+                                  "tasks": list(cell.tasks), "identical_to": None})
                 continue
             per_task.append(document["wall_time_s"] / len(cell.tasks))
         if rank0:
@@ -315,7 +319,7 @@ def run(config: RunConfig, log=print, verbose: bool = False) -> Path:
         if twin is None:
             log(f"{header}: {document['wall_time_s']:.0f} s, saved")
     if not rank0:
-        return config.out / "record.json"
+        return None  # rank 0 writes the profile and the record
     profile = _profile(config, session, suite, data_dir, log)
     return _write_record(config, suite, session, documents, profile, missing, data_dir, log)
 
@@ -328,13 +332,15 @@ def _check_identity(config: RunConfig, loaded) -> None:
     """A folder made with other weights under the same name is not this model's."""
     from sinkbench.files import write_json_atomic
 
+    if _rank() != 0:
+        return  # rank 0 checks, and writes
     manifest_path = config.out / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     identity = {"weights_sha256": loaded.identity.weights_sha256, "revision": loaded.identity.revision}
     if "identity" in manifest and manifest["identity"] != identity:
         raise SinkbenchError(f"{config.out} holds results of other weights under the name {config.model}; "
                              "use another --out, or --force")
-    if "identity" not in manifest and _rank() == 0:
+    if "identity" not in manifest:
         write_json_atomic({**manifest, "identity": identity}, manifest_path)
 
 
