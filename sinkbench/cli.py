@@ -119,13 +119,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from lm_eval.tasks import TaskManager
-
     from sinkbench.run import default_tasks_dir
+    from sinkbench.tasklist import describe_tasks
 
-    manager = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False)
-    for name in sorted(n for n in manager.all_tasks if n.startswith("sinkbench")):
-        print(name)
+    print(describe_tasks(default_tasks_dir()))
     return 0
 
 
@@ -184,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = sub.add_parser("tasks", help="list sinkbench's tasks and groups")
     tasks.set_defaults(func=cmd_tasks)
 
+    from sinkbench.board.cli import add_commands
+
+    add_commands(sub)  # submit, board build/track/compare, export
+
     lm_eval = sub.add_parser("lm-eval", help="run lm-evaluation-harness with the sinkbench backend registered", add_help=False)
     lm_eval.set_defaults(func=None)
     return parser
@@ -202,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     except SinkbenchError as err:
         print(f"sinkbench: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nsinkbench: stopped", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ class Condition:
             raise SinkbenchError(f"window must be >= 1 key, got {self.window}")
         if self.sinks < 0 or (self.sinks and self.window is None):
             raise SinkbenchError("sinks=<k> needs window=<W> and k >= 0")
-        if self.knockout is not None:
+        if self.knockout is not None and self.knockout != "all":
             knockout_layers(self.knockout, n_layers=10**6)  # syntax check only
 
     @classmethod

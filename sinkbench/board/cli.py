@@ -1,0 +1,145 @@
+"""The board's commands on sinkbench's command line: `submit`, `board build|track|compare`, `export`.
+
+Exit codes: 0 fine; 1 a regression found by `board track` or `board compare` (for a model team's
+CI); 2 bad input (sinkbench's main prints the SinkbenchError as one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from sinkbench.errors import SinkbenchError
+
+BOARD_HELP = "the board folder (default: ./leaderboard)"
+
+
+def load_record(path: str) -> dict:
+    """A record file for compare and export: everything `sinkbench validate` checks, strings bounded."""
+    from sinkbench.board.store import read_untrusted, string_problems, summarise
+    from sinkbench.validate import problems
+
+    record = read_untrusted(Path(path))
+    found = string_problems(record) or problems(record)
+    if found:
+        raise SinkbenchError(summarise(path, found))
+    return record
+
+
+def _thresholds(args: argparse.Namespace):
+    from sinkbench.board.track import Thresholds
+
+    for flag, value in (("--max-dependence-rise", args.max_dependence_rise), ("--max-score-drop", args.max_score_drop)):
+        if not math.isfinite(value):
+            raise SinkbenchError(f"{flag} must be a number, got {value}")
+    return Thresholds(max_dependence_rise=args.max_dependence_rise, max_score_drop=args.max_score_drop)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from sinkbench.board.store import submit
+
+    relative = submit(Path(args.record), Path(args.board), replace=args.replace)
+    print(f"filed {Path(args.board) / relative}; `sinkbench board build --board {args.board}` updates the board")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from sinkbench.board.build import build
+
+    for path in build(Path(args.board)):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from sinkbench.board.store import load_board
+    from sinkbench.board.track import releases, track
+
+    report, found = track(releases(load_board(Path(args.board)), args.family, args.model), _thresholds(args))
+    print(report)
+    return 1 if found else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sinkbench.board.plots import difference_heatmap
+    from sinkbench.board.store import write_output
+    from sinkbench.board.track import compare, describe, same_shape
+
+    if not 0 <= args.eps <= 1 or args.top < 0:
+        raise SinkbenchError("--eps must lie in [0, 1] and --top be >= 0")
+    a, b = load_record(args.a), load_record(args.b)
+    report, found = compare(a, b, _thresholds(args), eps=args.eps, top=args.top)
+    print(report)
+    if args.svg:
+        alpha_a, alpha_b = a["profile"]["alpha_by_head"], b["profile"]["alpha_by_head"]
+        if not same_shape(alpha_a, alpha_b):
+            raise SinkbenchError("--svg: the two records have different layer x head shapes; no heatmap drawn")
+        write_output(Path(args.svg), difference_heatmap(alpha_a, alpha_b, (describe(a), describe(b)), args.eps))
+        print(f"wrote {args.svg}")
+    return 1 if found else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sinkbench.board.export import model_index_yaml
+
+    print(model_index_yaml(load_record(args.model_index), args.name), end="")
+    return 0
+
+
+def _add_thresholds(parser: argparse.ArgumentParser) -> None:
+    from sinkbench.board.track import Thresholds
+
+    defaults = Thresholds()
+    parser.add_argument("--max-dependence-rise", type=float, default=defaults.max_dependence_rise, metavar="X",
+                        help="largest allowed rise of <bos> or knockout dependence, absolute "
+                             f"(default {defaults.max_dependence_rise:g})")
+    parser.add_argument("--max-score-drop", type=float, default=defaults.max_score_drop, metavar="X",
+                        help=f"largest allowed fall of the suite score, absolute (default {defaults.max_score_drop:g})")
+
+
+def add_commands(subparsers) -> None:
+    """Add `submit`, `board` (build, track, compare) and `export` to sinkbench's subcommands."""
+    submit = subparsers.add_parser(
+        "submit", help="check a record and file it on the leaderboard",
+        description="Validate a record (schema, numbers, complete suite grid, the board's suite version) and file it "
+                    "as <board>/submissions/<family>/<model>/<revision>.json. A refused record changes nothing.")
+    submit.add_argument("record", help="a record .json written by `sinkbench run`")
+    submit.add_argument("--replace", action="store_true", help="overwrite this model and revision if already filed")
+    submit.add_argument("--board", default="leaderboard", help=BOARD_HELP)
+    submit.set_defaults(func=cmd_submit)
+
+    board = subparsers.add_parser("board", help="build the leaderboard, track a family's releases, compare two records")
+    actions = board.add_subparsers(dest="board_command", required=True, metavar="{build,track,compare}")
+
+    build = actions.add_parser("build", help="write README.md, leaderboard.csv and site/index.html from the submissions")
+    build.add_argument("--board", default="leaderboard", help=BOARD_HELP)
+    build.set_defaults(func=cmd_build)
+
+    track = actions.add_parser(
+        "track", help="a family's releases in order with each column's change; exit 1 if the latest regresses",
+        description="List a family's releases (release date, then revision) with each summary column's change from "
+                    "the release before. Exit 1 when the latest release regresses against the one before it.")
+    track.add_argument("family", help="the family, as records name it (model.family)")
+    track.add_argument("--model", default=None, help="only this model of the family (model.name)")
+    track.add_argument("--board", default="leaderboard", help=BOARD_HELP)
+    _add_thresholds(track)
+    track.set_defaults(func=cmd_track)
+
+    compare = actions.add_parser(
+        "compare", help="two records column by column and head by head; exit 1 if B regresses against A",
+        description="Compare record B (new) with record A (old): every summary column, and the layer x head α "
+                    "difference (which heads gained or lost their sink). Exit 1 when B regresses against A.")
+    compare.add_argument("a", help="the old record (.json)")
+    compare.add_argument("b", help="the new record (.json)")
+    _add_thresholds(compare)
+    compare.add_argument("--eps", type=float, default=0.3, help="α above which a head counts as a sink (default 0.3)")
+    compare.add_argument("--top", type=int, default=10, help="how many of the largest head changes to list (default 10)")
+    compare.add_argument("--svg", default=None, metavar="FILE", help="also draw the α difference as a diverging heatmap")
+    compare.set_defaults(func=cmd_compare)
+
+    export = subparsers.add_parser("export", help="print a record's summary columns for a Hugging Face model card")
+    formats = export.add_mutually_exclusive_group(required=True)
+    formats.add_argument("--model-index", metavar="RECORD", help="as model-index YAML (for the card's metadata block)")
+    export.add_argument("--name", default=None, help="the model-index name (default: the record's model name)")
+    export.set_defaults(func=cmd_export)

@@ -1,0 +1,225 @@
+"""`sinkbench submit`: a good record is filed where its family, model and revision say; every refusal
+exits 2 with the field at fault named, no traceback, and leaves the board folder byte-identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from board_records import SUITE, record, run_cli, snapshot, write, write_json
+from sinkbench.board.store import path_component, submission_path
+from sinkbench.columns import compute_summary
+from sinkbench.record import MAX_RECORD_BYTES, dumps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def board(tmp_path):
+    """A board holding one submission and a built README, as a board in git would."""
+    board = tmp_path / "board"
+    filed = record(model="gemma-7b", revision="b1")
+    write(filed, board / submission_path(filed))
+    (board / "README.md").write_text("# built earlier\n")
+    return board
+
+
+def test_submit_files_the_record_where_its_identity_says(tmp_path, board, capsys):
+    new = record(model="gemma-2b", revision="a1")
+    code = run_cli(["submit", write(new, tmp_path / "new.json"), "--board", board])
+    assert code == 0
+    filed = board / "submissions" / "gemma" / "gemma-2b" / "a1.json"
+    assert filed.read_text(encoding="utf-8") == dumps(new)  # canonical text
+    assert "filed" in capsys.readouterr().out
+
+
+def test_revision_falls_back_to_the_weights_hash(tmp_path, board):
+    sha = "ab" * 32
+    new = record(model="local-ckpt", revision=None, weights_sha256=sha)
+    assert run_cli(["submit", write(new, tmp_path / "new.json"), "--board", board]) == 0
+    assert (board / "submissions" / "gemma" / "local-ckpt" / f"{sha[:12]}.json").is_file()
+
+
+def test_replace_overwrites_the_same_model_and_revision(tmp_path, board):
+    again = record(model="gemma-7b", revision="b1", score=0.61)
+    path = write(again, tmp_path / "again.json")
+    assert run_cli(["submit", path, "--board", board]) == 2
+    assert run_cli(["submit", path, "--board", board, "--replace"]) == 0
+    filed = json.loads((board / "submissions/gemma/gemma-7b/b1.json").read_text())
+    assert filed["summary"]["suite_score"]["value"] == pytest.approx(0.61)
+
+
+def test_a_first_submission_creates_the_board(tmp_path):
+    board = tmp_path / "fresh"
+    assert run_cli(["submit", write(record(), tmp_path / "r.json"), "--board", board]) == 0
+    assert (board / "submissions" / "gemma" / "gemma-7b" / "r1.json").is_file()
+
+
+@pytest.mark.parametrize("text, component", [
+    ("gemma-7b", "gemma-7b"), ("HuggingFaceTB/SmolLM2-135M", "HuggingFaceTB__SmolLM2-135M"),
+    ("Qwen2.5 0.5B (instruct)", "Qwen2.5-0.5B-instruct"), ("..", None), (".hidden", None), ("../../etc", None),
+    ("/abs", None), ("<>|", None), ("CON", None), ("nul.txt", None), ("a" * 101, None), ("v1.", None),
+])
+def test_path_components(text, component):
+    assert path_component(text) == component
+
+
+def _mutated(change):
+    def make(tmp_path):
+        r = record()
+        change(r)
+        return write_json(r, tmp_path / "bad.json")  # ASCII JSON: a lone surrogate travels as \ud800
+
+    return make
+
+
+def _text(text):
+    def make(tmp_path):
+        path = tmp_path / "bad.json"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return make
+
+
+def _bytes(data):
+    def make(tmp_path):
+        path = tmp_path / "bad.json"
+        path.write_bytes(data)
+        return path
+
+    return make
+
+
+def _too_large(tmp_path):
+    path = tmp_path / "big.json"
+    with open(path, "wb") as handle:
+        handle.truncate(MAX_RECORD_BYTES + 1)  # sparse: no time spent writing
+    return path
+
+
+def _set(path, value):
+    def change(r):
+        *parents, last = path
+        target = r
+        for part in parents:
+            target = target[part]
+        target[last] = value
+
+    return change
+
+
+def _drop_condition(r):
+    r["conditions"] = [c for c in r["conditions"] if c["name"] != "bos=drop,prefix=1024"]
+
+
+def _drop_scores(r):
+    del r["conditions"][0]["scores"]["sinkbench_copa"]
+    r["summary"] = compute_summary(r)  # still a valid record: only the board's grid check fails
+
+
+def _partial(r):
+    r["status"], r["missing"] = "partial", ["the run was stopped"]
+
+
+REJECTIONS = {
+    "missing file": (lambda tmp_path: tmp_path / "nothing.json", "record not found"),
+    "not JSON": (_text("{not json"), "not valid record JSON"),
+    "NaN": (_text('{"a": NaN}'), "NaN is not allowed"),
+    "duplicate key": (_text('{"a": 1, "a": 2}'), "duplicate key 'a'"),
+    "not an object": (_text("[1, 2]"), "a record is a JSON object"),
+    "too large": (_too_large, "more than the"),
+    "nested too deeply": (_text("[" * 200_000 + "]" * 200_000), "nested too deeply"),
+    "not UTF-8": (_bytes(b"\xff\xfe{}"), "not UTF-8"),
+    "schema": (_mutated(lambda r: r["model"].pop("family")), "model: 'family' is a required property"),
+    "wrong summary": (_mutated(_set(["summary", "suite_score", "value"], 0.99)), "summary.suite_score.value"),
+    "partial": (_mutated(_partial), "status: the record is partial"),
+    "custom grid": (_mutated(_set(["provenance", "suite", "custom_grid"], True)), "provenance.suite.custom_grid"),
+    "unknown suite": (_mutated(_set(["provenance", "suite", "name"], "mine")), "provenance.suite.name: 'mine'"),
+    "old suite version": (_mutated(_set(["provenance", "suite", "version"], "0.9")), "provenance.suite.version: '0.9'"),
+    "grid incomplete": (_mutated(_drop_condition), "lacks the suite's condition bos=drop,prefix=1024"),
+    "scores incomplete": (_mutated(_drop_scores), "conditions[0].scores: no score for sinkbench_copa"),
+    "no revision": (_mutated(_set(["model", "revision"], None)), "model.revision: null"),
+    "family ..": (_mutated(_set(["model", "family"], "..")), "model.family: '..' cannot become a file name"),
+    "model escapes": (_mutated(_set(["model", "name"], "../../../etc/passwd")), "model.name: '../../../etc/passwd'"),
+    "absolute revision": (_mutated(_set(["model", "revision"], "/tmp/x")), "model.revision: '/tmp/x'"),
+    "long string": (_mutated(_set(["model", "name"], "m" * 5000)), "model.name: 5000 characters"),
+    "control character": (_mutated(_set(["model", "name"], "evil\x1b[31m")), "model.name: contains the control character U+001B"),
+    "lone surrogate": (_mutated(_set(["model", "family"], "\ud800")), "model.family: contains the control character U+D800"),
+}
+
+
+@pytest.mark.parametrize("case", list(REJECTIONS))
+def test_rejections_leave_the_board_byte_identical(case, tmp_path, board, capsys):
+    make, expected = REJECTIONS[case]
+    path = make(tmp_path)
+    before = snapshot(board)
+    assert run_cli(["submit", path, "--board", board]) == 2
+    err = capsys.readouterr().err
+    assert snapshot(board) == before
+    assert err.startswith("sinkbench: error: ") and err.count("\n") == 1, err  # one line
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_duplicate_is_refused_without_replace(tmp_path, board, capsys):
+    before = snapshot(board)
+    assert run_cli(["submit", write(record(model="gemma-7b", revision="b1"), tmp_path / "r.json"), "--board", board]) == 2
+    assert "already on the board; --replace overwrites it" in capsys.readouterr().err
+    assert snapshot(board) == before
+
+
+def test_a_name_colliding_with_another_model_is_refused_even_with_replace(tmp_path, board, capsys):
+    before = snapshot(board)
+    other = record(model="gemma 7b", revision="b1")  # the same file name as gemma-7b
+    assert run_cli(["submit", write(other, tmp_path / "r.json"), "--board", board, "--replace"]) == 2
+    assert "already holds 'gemma-7b'" in capsys.readouterr().err
+    assert snapshot(board) == before
+
+
+def test_another_suite_version_on_the_board_is_named(tmp_path, capsys):
+    board = tmp_path / "board"
+    old = record(suite_version="1.0")  # filed by hand before the suite changed
+    write(old, board / submission_path(old))
+    before = snapshot(board)
+    assert run_cli(["submit", write(record(model="gemma-2b"), tmp_path / "r.json"), "--board", board]) == 2
+    err = capsys.readouterr().err
+    assert f"the record is quick {SUITE.version}, the board holds quick 1.0: 1 record" in err
+    assert snapshot(board) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks on this system")
+def test_a_link_inside_the_board_is_not_written_through(tmp_path, board, capsys):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (board / "submissions" / "linked").symlink_to(outside, target_is_directory=True)
+    before = snapshot(board)
+    assert run_cli(["submit", write(record(family="linked"), tmp_path / "r.json"), "--board", board]) == 2
+    assert "contain a link" in capsys.readouterr().err
+    assert snapshot(board) == before and list(outside.iterdir()) == []
+
+
+def test_refusal_from_the_command_line_is_one_line_without_traceback(tmp_path):
+    """The real entry point in a fresh process (once sinkbench/cli.py calls add_commands)."""
+    if "add_commands" not in (ROOT / "sinkbench" / "cli.py").read_text():
+        pytest.skip("sinkbench/cli.py does not call sinkbench.board.cli.add_commands yet")
+    bad = write_json({"schema_version": "1.0"}, tmp_path / "bad.json")
+    done = subprocess.run([sys.executable, "-m", "sinkbench.cli", "submit", str(bad), "--board", str(tmp_path / "b")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("sinkbench: error: ") and "Traceback" not in done.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_broken_file_on_the_board_is_named_and_nothing_is_filed(tmp_path, board, capsys):
+    broken = board / "submissions" / "x" / "y" / "z.json"
+    write_json({"model": 1}, broken)
+    before = snapshot(board)
+    assert run_cli(["submit", write(record(model="gemma-2b"), tmp_path / "r.json"), "--board", board]) == 2
+    assert "submissions/x/y/z.json: not a record the board can read; fix the board first" in capsys.readouterr().err
+    assert snapshot(board) == before
