@@ -182,3 +182,12 @@ assert not leaked, leaked
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_record_without_release_date_shows_a_dash(tmp_path):
+    board = file_board(tmp_path / "board", [dict(family="smol", model="smol-1", release_date=None),
+                                            dict(family="smol", model="smol-2", release_date="2025-01-02")])
+    assert run_cli(["board", "build", "--board", board]) == 0
+    row = next(line for line in (board / "README.md").read_text(encoding="utf-8").splitlines() if "smol-1" in line)
+    assert row.split(" | ")[4] == "—", row
+    assert "nan" not in (board / "leaderboard.csv").read_text() + (board / "site" / "index.html").read_text()

@@ -31,6 +31,7 @@ def frame(submissions) -> pd.DataFrame:
     } for s in submissions]
     table = pd.DataFrame(rows, columns=[*IDENTITY[1:], *(c.name for c in COLUMNS)])
     table = table.astype({c.name: "float64" for c in COLUMNS})
+    table["release_date"] = table["release_date"].astype(object).where(table["release_date"].notna(), None)
     table = table.sort_values(["suite_score", "model", "family", "revision"], ascending=[False, True, True, True],
                               na_position="last", kind="mergesort").reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
