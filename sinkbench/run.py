@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -366,6 +365,7 @@ def _profile(config: RunConfig, session: _Session, suite: Suite, data_dir, log) 
 
 
 def _write_record(config, suite, session, documents, profile, missing, data_dir, log) -> Path:
+    from sinkbench.provenance import provenance, task_hashes
     from sinkbench.record import build_record, task_entry, write_record
 
     if profile is None:
@@ -378,7 +378,9 @@ def _write_record(config, suite, session, documents, profile, missing, data_dir,
     for document in documents:
         higher.update(((document.get("lm_eval") or {}).get("higher_is_better")) or {})
     tasks = {t: task_entry(task_spec(suite, t, higher.get(t, {})), higher.get(t, {})) for d in documents for t in d["tasks"]}
-    record = build_record(model=model, provenance=_provenance(config, suite, session, documents, data_dir),
+    tasks_run = sorted({t for d in documents for t in d["tasks"]})
+    hashes = task_hashes(session.tasks().task_index, tasks_run) if tasks_run else {}
+    record = build_record(model=model, provenance=provenance(config, suite, hashes, documents, data_dir),
                           tasks=tasks, profile=profile, conditions=[record_entry(d) for d in documents],
                           missing=missing)
     path = config.out / "record.json"
@@ -390,56 +392,3 @@ def _display_name(spec: str) -> str:
     from sinkbench.models import ALIASES
 
     return spec if spec in ALIASES else Path(spec).name.removesuffix(".gguf") or spec
-
-
-def _provenance(config, suite, session, documents, data_dir) -> dict:
-    import importlib.metadata as md
-
-    from sinkbench.data import KNOWN_FILES, PREFIX_CHAR_OFFSET, LONG_TEXT
-
-    hashes = {}
-    if session.manager is not None or documents:
-        hashes = _task_hashes(session, sorted({t for d in documents for t in d["tasks"]}))
-    used_prefix = data_dir is not None and any(d["spec"]["prefix"] for d in documents)
-    return {
-        "sinkbench_version": sinkbench.__version__,
-        "lm_eval_version": md.version("lm_eval"),
-        "transformers_version": md.version("transformers"),
-        "torch_version": md.version("torch"),
-        "python_version": platform.python_version(),
-        "device": config.device,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "seed": config.seed,
-        "command": list(config.command) or ["sinkbench", "run", "--model", config.model],
-        "limit": config.limit,
-        "batch_size": config.batch_size,
-        "suite": {"name": suite.name, "version": suite.version, "custom_grid": config.cells is not None},
-        "task_hashes": hashes,
-        "data_files": dict(sorted(KNOWN_FILES.items())) if data_dir is not None else {},
-        "stress_prefix": {"source": LONG_TEXT, "source_sha256": KNOWN_FILES[LONG_TEXT], "char_offset": PREFIX_CHAR_OFFSET}
-        if used_prefix else None,
-    }
-
-
-def _task_hashes(session: _Session, tasks: list[str]) -> dict[str, str]:
-    """sha256 of each task's YAML file(s) as lm-eval indexed them (the file and what it includes)."""
-    import hashlib
-
-    index = session.tasks().task_index
-    hashes = {}
-    for task in tasks:
-        yaml_path = getattr(index.get(task), "yaml_path", None)
-        if not isinstance(yaml_path, (str, Path)) or not Path(yaml_path).is_file():
-            continue
-        yaml_path = Path(yaml_path)
-        digest = hashlib.sha256(yaml_path.read_bytes())
-        for line in yaml_path.read_text().splitlines():
-            if line.startswith("include:"):
-                base = yaml_path.parent / line.split(":", 1)[1].strip()
-                if base.is_file():
-                    digest.update(base.read_bytes())
-        utils = yaml_path.parent / "utils.py"
-        if utils.is_file():
-            digest.update(utils.read_bytes())
-        hashes[task] = digest.hexdigest()
-    return hashes

@@ -1,0 +1,57 @@
+"""Where a record's numbers came from: software versions, device, date, command, task configs, data."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import platform
+import time
+from pathlib import Path
+
+import sinkbench
+
+
+def provenance(config, suite, hashes: dict[str, str], documents: list[dict], data_dir) -> dict:
+    """Versions, device, date, seed, command, limit, suite, task config hashes and data checksums."""
+    from sinkbench.data import KNOWN_FILES, PREFIX_CHAR_OFFSET, LONG_TEXT
+
+    used_prefix = data_dir is not None and any(d["spec"]["prefix"] for d in documents)
+    return {
+        "sinkbench_version": sinkbench.__version__,
+        "lm_eval_version": md.version("lm_eval"),
+        "transformers_version": md.version("transformers"),
+        "torch_version": md.version("torch"),
+        "python_version": platform.python_version(),
+        "device": config.device,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seed": config.seed,
+        "command": list(config.command) or ["sinkbench", "run", "--model", config.model],
+        "limit": config.limit,
+        "batch_size": config.batch_size,
+        "suite": {"name": suite.name, "version": suite.version, "custom_grid": config.cells is not None},
+        "task_hashes": hashes,
+        "data_files": dict(sorted(KNOWN_FILES.items())) if data_dir is not None else {},
+        "stress_prefix": {"source": LONG_TEXT, "source_sha256": KNOWN_FILES[LONG_TEXT], "char_offset": PREFIX_CHAR_OFFSET}
+        if used_prefix else None,
+    }
+
+
+def task_hashes(index, tasks: list[str]) -> dict[str, str]:
+    """sha256 of each task's config as lm-eval indexed it: its YAML, the YAML it includes, its utils.py."""
+    hashes = {}
+    for task in tasks:
+        yaml_path = getattr(index.get(task), "yaml_path", None)
+        if not isinstance(yaml_path, (str, Path)) or not Path(yaml_path).is_file():
+            continue
+        yaml_path = Path(yaml_path)
+        digest = hashlib.sha256(yaml_path.read_bytes())
+        for line in yaml_path.read_text().splitlines():
+            if line.startswith("include:"):
+                base = yaml_path.parent / line.split(":", 1)[1].strip()
+                if base.is_file():
+                    digest.update(base.read_bytes())
+        utils = yaml_path.parent / "utils.py"
+        if utils.is_file():
+            digest.update(utils.read_bytes())
+        hashes[task] = digest.hexdigest()
+    return hashes
