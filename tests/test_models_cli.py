@@ -1,6 +1,8 @@
 """Model loading and `sinkbench probe` on a tiny saved model: identity, refusals, bad input."""
 
 import json
+import shutil
+import time
 
 import pytest
 import torch
@@ -118,6 +120,7 @@ def test_probe_cli_writes_profile_and_heatmap(tiny_model_dir, texts_file, tmp_pa
     [
         ({"--data": "/nope.jsonl"}, "data file not found"),
         ({"--model": "./not-a-model"}, "model path not found"),
+        ({"--model": "smolm2-135m"}, "did you mean smollm2-135m?"),
         ({"--T": "100000"}, "larger than the model's context"),
         ({"--bos": "sideways"}, "bos must be one of"),
     ],
@@ -136,3 +139,81 @@ def test_probe_cli_empty_text(tiny_model_dir, tmp_path, capsys):
     data.write_text(json.dumps({"text": "the cat"}) + "\n" + json.dumps({"text": "  "}) + "\n")
     code = main(["probe", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(tmp_path / "o")])
     assert code == 2 and "bad.jsonl:2: empty text" in capsys.readouterr().err
+
+
+# Fail fast on a model name that is neither an alias, a path nor a cached hub id.
+
+
+def test_mistyped_alias_fails_at_once_offline(monkeypatch):
+    from sinkbench.models import load_tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for load in (load_model, load_tokenizer):
+        start = time.monotonic()
+        with pytest.raises(SinkbenchError) as caught:
+            load("smolm2-135m")
+        assert time.monotonic() - start < 5
+        message = str(caught.value)
+        assert message.startswith("unknown model 'smolm2-135m'; did you mean smollm2-135m?")
+        assert "HF_HUB_OFFLINE is set" in message and "\n" not in message
+
+
+def test_unreachable_hub_fails_at_once(monkeypatch):
+    import huggingface_hub.constants
+
+    import sinkbench.models as models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(models, "hub_reachable", lambda: False)
+    with pytest.raises(SinkbenchError, match=r"did you mean gemma3-270m\? .*hub is unreachable"):
+        load_model("gemma-270m")
+    with pytest.raises(SinkbenchError, match="^unknown model 'gpt2': it is neither a bundled alias") as caught:
+        load_model("gpt2")  # a real (legacy) hub id: no alias is close, so no guess
+    assert "did you mean" not in str(caught.value)
+    with pytest.raises(SinkbenchError) as caught:
+        load_model("HuggingFaceTB/SmolLM2-135M")  # owner/name is a hub id, not a mistyped alias
+    assert "did you mean" not in str(caught.value) and "hub is unreachable" in str(caught.value)
+
+
+def test_hub_check_is_one_short_request(monkeypatch):
+    import huggingface_hub.constants
+
+    from sinkbench.models import hub_reachable
+
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    start = time.monotonic()
+    assert hub_reachable(timeout=2) is False
+    assert time.monotonic() - start < 3
+
+
+@pytest.fixture
+def hub_cache(tmp_path, tiny_model_dir, monkeypatch):
+    """A Hugging Face cache holding tiny_model_dir as the hub repo tinyorg/tiny-llama."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    repo = cache / "models--tinyorg--tiny-llama"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_model_dir, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_cached_hub_id_loads_without_the_hub(hub_cache, offline, monkeypatch):
+    import huggingface_hub.constants
+
+    import sinkbench.models as models
+
+    if offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:  # online but the hub is out of reach: the cache alone, no retries
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(models, "hub_reachable", lambda: False)
+    loaded = load_model("tinyorg/tiny-llama")
+    assert loaded.identity.source == "hub" and loaded.identity.n_layers == 2
+    assert models.load_tokenizer("tinyorg/tiny-llama").bos_token == "<bos>"

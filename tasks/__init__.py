@@ -1,0 +1,1 @@
+"""lm-eval task configs of sinkbench, installed from the checkout's tasks/ folder."""
