@@ -127,7 +127,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from sinkbench.run import default_tasks_dir
     from sinkbench.tasklist import describe_tasks
 
-    print(describe_tasks(default_tasks_dir()))
+    print(describe_tasks(default_tasks_dir()), end="")
     return 0
 
 
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run a suite's condition grid and the sink profile with one model load, and "
                                      "write record.json. A stopped run continues when started again.")
     run.add_argument("--model", default="smollm2-135m", help="alias, hub id, folder or .gguf file (default smollm2-135m)")
-    run.add_argument("--suite", default="quick", help="quick (about 10 min for SmolLM2 on 2 CPU cores) or standard (default quick)")
+    run.add_argument("--suite", default="quick", help="quick (about 8 min for SmolLM2 on 2 CPU cores) or standard (default quick)")
     run.add_argument("--tasks", type=_csv(str), default=None,
                      help="comma-separated tasks: run only these (see `sinkbench tasks`); default: the suite's")
     run.add_argument("--bos", type=_csv(str), default=None, help="your own grid: comma-separated <bos> modes "

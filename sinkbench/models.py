@@ -325,7 +325,7 @@ def _hub_access(spec: str, revision: str | None) -> dict[str, Any]:
     elif hub_reachable():
         return {}
     elif cached:
-        return {}
+        return {"local_files_only": True}
     else:
         reason = "the Hugging Face hub is unreachable"
     known = ", ".join(sorted(ALIASES))

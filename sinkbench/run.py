@@ -31,7 +31,7 @@ OUR_FILES = (MANIFEST, "profile.json", "record.json", "cond-*.json", "cond-*.sin
 def default_tasks_dir() -> Path:
     """tasks/ of a source checkout, or the copy installed as the sinkbench_tasks package."""
     checkout = Path(__file__).resolve().parents[1] / "tasks"
-    if checkout.is_dir():
+    if (checkout / "groups" / "sinkbench_quick.yaml").is_file():  # not another package's tasks/
         return checkout
     try:
         import sinkbench_tasks
