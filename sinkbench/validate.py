@@ -94,7 +94,7 @@ def _check_conditions(record: dict) -> list[str]:
         if twin is not None:
             if twin not in names or twin == condition["name"]:
                 found.append(f"{where}.identical_to: '{twin}' is not an earlier condition")
-            elif names[twin]["scores"] != condition["scores"]:
+            elif any(names[twin]["scores"].get(task) != scores for task, scores in condition["scores"].items()):
                 found.append(f"{where}.scores: differ from '{twin}', which identical_to says it equals")
     return found
 
