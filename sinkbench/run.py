@@ -100,10 +100,14 @@ def prepare_folder(config: RunConfig, suite: Suite) -> dict:
         except ValueError:
             raise SinkbenchError(f"{existing} is damaged; pass --force to start this folder afresh") from None
         differ = [k for k in wanted if held.get(k) != wanted[k]]
-        if differ:
+        finished = any(out.glob("cond-*.json")) or (out / "profile.json").exists()
+        if differ and not finished:  # a run that failed before finishing anything: nothing to keep
+            held = {}
+        elif differ:
             what = ", ".join(f"{k} {held.get(k)!r} (now {wanted[k]!r})" for k in differ)
             raise SinkbenchError(f"{out} holds results of another run: {what}. Use another --out, or --force to replace them")
-        return held  # with the weights' identity, once a model was loaded for it
+        if held:
+            return held  # with the weights' identity, once a model was loaded for it
     elif any(out.glob("*.json")):
         raise SinkbenchError(f"{out} holds files that are not a sinkbench run's; use another --out, or --force")
     if _rank() == 0:

@@ -249,3 +249,12 @@ def test_under_torchrun_rank_0_writes_the_record_with_every_rank_s_results(tiny_
         for task, link in mine["link"].items():
             assert link["n"] == theirs["link"][task]["n"] == mine["scores"][task]["acc"]["n"]
     assert (tmp_path / "ranks" / "cond-bos-keep.sinks.jsonl.rank1").is_file()
+
+
+def test_a_run_that_failed_before_finishing_anything_leaves_the_folder_reusable(tiny_model_dir, tasks_dir, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(SinkbenchError, match="model path not found"):
+        run(config(tmp_path / "typo" / "model", out, tasks_dir, cells=CELLS[:1]), log=lambda m: None)
+    assert (out / "run.json").is_file() and not any(out.glob("cond-*.json"))
+    path = run(config(tiny_model_dir, out, tasks_dir, cells=CELLS[:1]), log=lambda m: None)
+    assert json.loads(path.read_text())["model"]["name"] == "tiny-llama"
