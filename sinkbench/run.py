@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -83,12 +84,13 @@ def prepare_folder(config: RunConfig, suite: Suite) -> dict:
     out = config.out
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".sinkbench-write-test"
-        probe.write_text("")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=out):  # one per process: ranks check at the same time
+            pass
     except OSError as err:
         raise SinkbenchError(f"cannot write results to {out}: {err.strerror or err}") from None
     wanted = _manifest(config, suite)
+    if _rank() != 0:
+        return wanted  # rank 0 checks and writes the folder; other ranks would race it
     existing = out / MANIFEST
     ours = sorted({p for pattern in OUR_FILES for p in out.glob(pattern)})
     if config.force:
@@ -110,8 +112,7 @@ def prepare_folder(config: RunConfig, suite: Suite) -> dict:
             return held  # with the weights' identity, once a model was loaded for it
     elif any(out.glob("*.json")):
         raise SinkbenchError(f"{out} holds files that are not a sinkbench run's; use another --out, or --force")
-    if _rank() == 0:
-        write_json_atomic(wanted, existing)
+    write_json_atomic(wanted, existing)
     return wanted
 
 
