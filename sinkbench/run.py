@@ -14,10 +14,9 @@ import io
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sinkbench

@@ -33,8 +33,6 @@ def tasks_dir(tmp_path):
 
 
 def config(model, out, tasks_dir, **overrides):
-    from sinkbench.suite import ProfilePlan
-
     base = dict(model=str(model), out=out, cells=CELLS, include_path=tasks_dir, batch_size=2)
     base.update(overrides)
     return RunConfig(**base)
