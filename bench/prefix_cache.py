@@ -20,9 +20,9 @@ import time
 
 from lm_eval.tasks import TaskManager, get_task_dict
 
-from sinkbench.backend import SinkbenchLM
-from sinkbench.models import load_model
-from sinkbench.run import default_tasks_dir
+from sinkbench.harness.backend import SinkbenchLM
+from sinkbench.measure.models import load_model
+from sinkbench.run.runner import default_tasks_dir
 
 
 def requests_for(limit: int):

@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from sinkbench.attention import PrefixLayer, _attend, _attend_shared
+from sinkbench.measure.attention import PrefixLayer, _attend, _attend_shared
 
 
 def best_of(fn, repeats: int) -> float:

@@ -25,8 +25,8 @@ def child(mode: str, T: int, model_spec: str, repeats: int) -> dict:
     import torch
 
     from memory import PeakMemory
-    from sinkbench.models import load_model
-    from sinkbench.probe import SinkProbe
+    from sinkbench.measure.models import load_model
+    from sinkbench.measure.probe import SinkProbe
 
     torch.manual_seed(0)
     loaded = load_model(model_spec)

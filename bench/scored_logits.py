@@ -16,9 +16,9 @@ import lm_eval
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 
-from sinkbench.backend import SinkbenchLM
-from sinkbench.models import load_model
-from sinkbench.run import default_tasks_dir
+from sinkbench.harness.backend import SinkbenchLM
+from sinkbench.measure.models import load_model
+from sinkbench.run.runner import default_tasks_dir
 
 
 def run(lm, manager, limit):

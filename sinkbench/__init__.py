@@ -6,7 +6,7 @@ from sinkbench.errors import SinkbenchError
 
 __all__ = ["SinkbenchError", "__version__"]
 
-BACKEND = "sinkbench.backend:SinkbenchLM"  # what `--model sinkbench` resolves to
+BACKEND = "sinkbench.harness.backend:SinkbenchLM"  # what `--model sinkbench` resolves to
 
 
 def _register_backend() -> None:

@@ -36,9 +36,9 @@ def read_texts(path: Path, field: str, n: int) -> list[str]:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from sinkbench.models import load_model
+    from sinkbench.measure.models import load_model
     from sinkbench.files import write_json_atomic
-    from sinkbench.profile import ProbeConfig, render, run_probe, save_heatmap
+    from sinkbench.measure.profile import ProbeConfig, render, run_probe, save_heatmap
 
     if args.T < 2 or args.n < 1:
         raise SinkbenchError("--T must be >= 2 and --n >= 1")
@@ -66,14 +66,14 @@ def _csv(kind):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sinkbench.record import read_record
-    from sinkbench.report import render_record
-    from sinkbench.run import RunConfig, run
-    from sinkbench.suite import custom_grid, get_suite
+    from sinkbench.record.format import read_record
+    from sinkbench.record.report import render_record
+    from sinkbench.run.runner import RunConfig, run
+    from sinkbench.grid.suite import custom_grid, get_suite
 
     suite = get_suite(args.suite)
     if args.tasks:  # a suite's group name stands for its tasks
-        from sinkbench.suite import SUITES
+        from sinkbench.grid.suite import SUITES
 
         groups = {f"sinkbench_{name}": [t.name for t in s.tasks] for name, s in SUITES.items()}
         args.tasks = list(dict.fromkeys(t for name in args.tasks for t in groups.get(name, [name])))
@@ -112,8 +112,8 @@ def _check_date(text: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from sinkbench.record import read_record
-    from sinkbench.validate import problems
+    from sinkbench.record.format import read_record
+    from sinkbench.record.validate import problems
 
     found = problems(read_record(Path(args.file)))
     if found:
@@ -124,8 +124,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from sinkbench.run import default_tasks_dir
-    from sinkbench.tasklist import describe_tasks
+    from sinkbench.run.runner import default_tasks_dir
+    from sinkbench.harness.tasklist import describe_tasks
 
     print(describe_tasks(default_tasks_dir()), end="")
     return 0

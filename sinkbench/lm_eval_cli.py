@@ -1,7 +1,7 @@
 """`sinkbench lm-eval ...` / `sinkbench-lm-eval ...`: lm-eval's own CLI with `--model sinkbench` available.
 
 lm-eval 0.4.13 finds a plugin backend only if something imported it first; this wrapper
-imports sinkbench.backend, then hands the arguments to lm-eval unchanged. It also works as
+imports sinkbench.harness.backend, then hands the arguments to lm-eval unchanged. It also works as
 `accelerate launch -m sinkbench.lm_eval_cli ...` for data-parallel runs.
 """
 
@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sinkbench.backend  # noqa: F401  registers --model sinkbench and the cache fix
+    import sinkbench.harness.backend  # noqa: F401  registers --model sinkbench and the cache fix
     from lm_eval.__main__ import cli_evaluate
 
     sys.argv = ["lm_eval", *(sys.argv[1:] if argv is None else argv)]

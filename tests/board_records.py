@@ -14,9 +14,9 @@ import random
 import sys
 from pathlib import Path
 
-from sinkbench.record import build_record, dumps, task_entry
-from sinkbench.suite import SUITES
-from sinkbench.validate import problems
+from sinkbench.record.format import build_record, dumps, task_entry
+from sinkbench.grid.suite import SUITES
+from sinkbench.record.validate import problems
 
 SUITE = SUITES["quick"]
 SWEEP = (64, 256, 1024)

@@ -100,6 +100,6 @@ def tiny_model_dir(tmp_path):
 
 @pytest.fixture
 def tiny_loaded(tiny_model_dir):
-    from sinkbench.models import load_model
+    from sinkbench.measure.models import load_model
 
     return load_model(str(tiny_model_dir))

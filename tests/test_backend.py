@@ -8,11 +8,11 @@ import torch
 from lm_eval.tasks import TaskManager
 
 from lm_tasks import write_tasks
-from sinkbench.attention import attention_session
-from sinkbench.backend import SinkbenchLM
-from sinkbench.conditions import Condition, check_sequence_start
+from sinkbench.measure.attention import attention_session
+from sinkbench.harness.backend import SinkbenchLM
+from sinkbench.grid.conditions import Condition, check_sequence_start
 from sinkbench.errors import SinkbenchError
-from sinkbench.ledger import RequestSinks, SinkLedger
+from sinkbench.harness.ledger import RequestSinks, SinkLedger
 
 TASKS = ["tiny_cloze", "tiny_choice", "tiny_rolling", "tiny_generate"]
 BOS, EOS = 2, 3
@@ -114,7 +114,7 @@ def test_every_sequence_starts_as_the_condition_says(name, tiny_model_dir, task_
 def test_shared_stress_prefix_gives_the_scores_of_a_full_pass(tiny_model_dir, extra):
     lm = SinkbenchLM(pretrained=str(tiny_model_dir), prefix=10, batch_size=3, **extra)
     context, continuations = [20, 21, 22, 23], [[30], [31, 32], [33, 34, 35]]
-    from sinkbench.backend import ScoreItem
+    from sinkbench.harness.backend import ScoreItem
 
     scores = lm._score([ScoreItem(None, context, c) for c in continuations], disable_tqdm=True)
     for (logprob, _), cont in zip(scores, continuations):
@@ -163,7 +163,7 @@ def test_sink_metrics_reach_results_and_sidecar(tiny_model_dir, task_manager, tm
 def test_generation_sink_metrics_come_from_the_prompt_pass(tiny_model_dir, args):
     from lm_eval.api.instance import Instance
 
-    from sinkbench.probe import SinkProbe
+    from sinkbench.measure.probe import SinkProbe
 
     lm = SinkbenchLM(pretrained=str(tiny_model_dir), **args)
     context = "the cat sat on the red road . the dog"

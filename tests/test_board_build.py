@@ -18,7 +18,7 @@ import pytest
 from board_records import BOARD, HOSTILE, HOSTILE_NAME, record, run_cli, snapshot, write
 from sinkbench.board import plots
 from sinkbench.board.store import load_board, submission_path
-from sinkbench.columns import COLUMNS
+from sinkbench.record.columns import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("README.md", "leaderboard.csv", "site/index.html")

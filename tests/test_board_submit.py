@@ -13,8 +13,8 @@ import pytest
 
 from board_records import SUITE, record, run_cli, snapshot, write, write_json
 from sinkbench.board.store import path_component, submission_path
-from sinkbench.columns import compute_summary
-from sinkbench.record import MAX_RECORD_BYTES, dumps
+from sinkbench.record.columns import compute_summary
+from sinkbench.record.format import MAX_RECORD_BYTES, dumps
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import yaml
 from board_records import HOSTILE, HOSTILE_NAME, alpha_table, record, run_cli, write
 from sinkbench.board.store import submission_path
 from sinkbench.board.track import Thresholds, regressions
-from sinkbench.columns import COLUMNS_BY_NAME
+from sinkbench.record.columns import COLUMNS_BY_NAME
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -25,7 +25,7 @@ assert "torch" not in sys.modules, "import sinkbench imported torch"
 import lm_eval
 from lm_eval.api.registry import get_model, model_registry
 from lm_eval.tasks import TaskManager
-from sinkbench.run import default_tasks_dir
+from sinkbench.run.runner import default_tasks_dir
 assert "sinkbench" in model_registry and "torch" not in sys.modules
 model = sys.argv[1]
 tasks = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False, metadata={"tokenizer": model})
@@ -80,7 +80,7 @@ def test_wheel_in_a_clean_venv(tmp_path, tiny_model_dir):
     out = tmp_path / "out"
     _run([sinkbench, "run", "--model", tiny_model_dir, "--tasks", "sinkbench_passkey_quick", "--bos", "keep",
           "--prefix", "0", "--limit", "2", "--out", out], env=env, cwd=elsewhere)
-    # record.json and `sinkbench validate` come from sinkbench.run / sinkbench.record (not packaging):
+    # record.json and `sinkbench validate` come from sinkbench.run.runner / sinkbench.record.format (not packaging):
     record = json.loads((out / "record.json").read_text())
     assert record["conditions"][0]["scores"]["sinkbench_passkey_quick"]["acc"]["n"] == 2
     _run([sinkbench, "validate", out / "record.json"], env=env, cwd=elsewhere)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sinkbench import metrics
+from sinkbench.measure import metrics
 
 
 def causal_uniform(T):

@@ -9,9 +9,9 @@ import torch
 
 from conftest import make_model, make_tokenizer
 from sinkbench.cli import main
-from sinkbench.conditions import Condition, knockout_layers
+from sinkbench.grid.conditions import Condition, knockout_layers
 from sinkbench.errors import SinkbenchError
-from sinkbench.models import load_model, sha256_file
+from sinkbench.measure.models import load_model, sha256_file
 
 
 def test_identity_of_a_local_model(tiny_loaded):
@@ -23,7 +23,7 @@ def test_identity_of_a_local_model(tiny_loaded):
 
 
 def test_a_checkpoint_rewritten_in_place_is_a_new_model(tiny_model_dir):
-    from sinkbench.backend import SinkbenchLM
+    from sinkbench.harness.backend import SinkbenchLM
 
     first = load_model(str(tiny_model_dir))
     assert first.identity.weights_sha256 == sha256_file(tiny_model_dir / "model.safetensors")
@@ -145,7 +145,7 @@ def test_probe_cli_empty_text(tiny_model_dir, tmp_path, capsys):
 
 
 def test_mistyped_alias_fails_at_once_offline(monkeypatch):
-    from sinkbench.models import load_tokenizer
+    from sinkbench.measure.models import load_tokenizer
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for load in (load_model, load_tokenizer):
@@ -161,7 +161,7 @@ def test_mistyped_alias_fails_at_once_offline(monkeypatch):
 def test_unreachable_hub_fails_at_once(monkeypatch):
     import huggingface_hub.constants
 
-    import sinkbench.models as models
+    import sinkbench.measure.models as models
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
@@ -179,7 +179,7 @@ def test_unreachable_hub_fails_at_once(monkeypatch):
 def test_hub_check_is_one_short_request(monkeypatch):
     import huggingface_hub.constants
 
-    from sinkbench.models import hub_reachable
+    from sinkbench.measure.models import hub_reachable
 
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     start = time.monotonic()
@@ -206,7 +206,7 @@ def hub_cache(tmp_path, tiny_model_dir, monkeypatch):
 def test_a_cached_hub_id_loads_without_the_hub(hub_cache, offline, monkeypatch):
     import huggingface_hub.constants
 
-    import sinkbench.models as models
+    import sinkbench.measure.models as models
 
     if offline:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")

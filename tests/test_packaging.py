@@ -1,5 +1,5 @@
 """Packaging without installing: the wheel's contents, the lazy lm-eval registration, and the
-`sinkbench tasks` listing (sinkbench.tasklist) checked against lm-eval's own task index."""
+`sinkbench tasks` listing (sinkbench.harness.tasklist) checked against lm-eval's own task index."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sinkbench.tasklist import collect, describe_tasks, short_description
+from sinkbench.harness.tasklist import collect, describe_tasks, short_description
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks"
@@ -97,12 +97,12 @@ import importlib, sys
 import sinkbench
 assert "torch" not in sys.modules, "import sinkbench imported torch"
 from lm_eval.api.registry import get_model, model_registry
-assert model_registry._objs["sinkbench"] == "sinkbench.backend:SinkbenchLM"
+assert model_registry._objs["sinkbench"] == "sinkbench.harness.backend:SinkbenchLM"
 assert get_model("hf").__name__ == "HFLM"  # lm-eval's own models are still found
-import sinkbench.backend  # its @register_model upgrades the placeholder instead of raising
-assert get_model("sinkbench") is sinkbench.backend.SinkbenchLM
+import sinkbench.harness.backend  # its @register_model upgrades the placeholder instead of raising
+assert get_model("sinkbench") is sinkbench.harness.backend.SinkbenchLM
 importlib.reload(sinkbench)  # registering again leaves the class in place
-assert get_model("sinkbench") is sinkbench.backend.SinkbenchLM
+assert get_model("sinkbench") is sinkbench.harness.backend.SinkbenchLM
 print("ok")
 """
 
@@ -113,7 +113,7 @@ def test_import_sinkbench_registers_the_backend_without_torch(tmp_path):
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
-# sinkbench.tasklist: the text of `sinkbench tasks`.
+# sinkbench.harness.tasklist: the text of `sinkbench tasks`.
 
 
 def test_describe_tasks_descriptions_and_counts():

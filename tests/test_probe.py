@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from conftest import ARCHS, make_model
-from sinkbench import metrics
-from sinkbench.attention import MaskEdit, SharedPrefix, attention_session, capture_prefix, shared_prefix
-from sinkbench.probe import SinkProbe
+from sinkbench.measure import metrics
+from sinkbench.measure.attention import MaskEdit, SharedPrefix, attention_session, capture_prefix, shared_prefix
+from sinkbench.measure.probe import SinkProbe
 
 
 def eager_attentions(model, ids):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from sinkbench.cli import main
-from sinkbench.columns import COLUMNS, compute_summary
-from sinkbench.link import point_biserial, quartiles, sink_correctness_link
-from sinkbench.record import dumps, loads
-from sinkbench.validate import problems
+from sinkbench.record.columns import COLUMNS, compute_summary
+from sinkbench.record.link import point_biserial, quartiles, sink_correctness_link
+from sinkbench.record.format import dumps, loads
+from sinkbench.record.validate import problems
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +19,10 @@ def record(tmp_path_factory):
     """A real record of a tiny model (every grid role but the stress prefix), made once for this module."""
     from dataclasses import replace
 
-    import sinkbench.suite as suite
+    import sinkbench.grid.suite as suite
     from conftest import make_model, make_tokenizer
     from lm_tasks import write_tasks
-    from sinkbench.run import RunConfig, run
+    from sinkbench.run.runner import RunConfig, run
     from test_run import CELLS
 
     root = tmp_path_factory.mktemp("record")

@@ -8,11 +8,11 @@ import pytest
 
 from lm_tasks import write_tasks
 from sinkbench.cli import main
-from sinkbench.conditions import Condition
+from sinkbench.grid.conditions import Condition
 from sinkbench.errors import SinkbenchError
-from sinkbench.run import RunConfig, run
-from sinkbench.suite import GridCell, custom_grid, get_suite
-from sinkbench.validate import problems
+from sinkbench.run.runner import RunConfig, run
+from sinkbench.grid.suite import GridCell, custom_grid, get_suite
+from sinkbench.record.validate import problems
 
 SCORED = ("tiny_cloze", "tiny_choice", "tiny_rolling")
 
@@ -43,7 +43,7 @@ def small_profile(monkeypatch):
     """The suite's profile plan, shrunk: 100 texts and a 4k sweep are for real models."""
     from dataclasses import replace
 
-    import sinkbench.suite as suite
+    import sinkbench.grid.suite as suite
 
     plan = suite.ProfilePlan(T=16, n=6, sweep_lengths=(16, 64), sweep_texts=(3, 2), overmixing_sequences=2)
     monkeypatch.setitem(suite.SUITES, "quick", replace(suite.SUITES["quick"], profile=plan))
@@ -144,7 +144,7 @@ def test_a_folder_of_another_model_or_suite_is_refused(tiny_model_dir, tasks_dir
 
 
 def test_without_data_the_real_tasks_are_skipped_and_the_record_is_partial(tiny_model_dir, tmp_path, monkeypatch):
-    import sinkbench.data as data
+    import sinkbench.data.datadir as data
 
     def no_data(explicit=None):
         raise SinkbenchError("no data directory given")
@@ -189,7 +189,7 @@ def test_the_suite_grid_matches_the_issue():
 def test_the_suites_match_the_lm_eval_groups():
     import yaml
 
-    from sinkbench.run import default_tasks_dir
+    from sinkbench.run.runner import default_tasks_dir
 
     for name in ("quick", "standard"):
         group = yaml.safe_load((default_tasks_dir() / "groups" / f"sinkbench_{name}.yaml").read_text())
@@ -211,12 +211,12 @@ def test_run_cli_errors_are_one_line(capsys, tmp_path):
 
 
 def test_ctrl_c_says_how_to_resume(monkeypatch, capsys, tmp_path):
-    import sinkbench.run
+    import sinkbench.run.runner
 
     def interrupted(config, log=print, verbose=False):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sinkbench.run, "run", interrupted)
+    monkeypatch.setattr(sinkbench.run.runner, "run", interrupted)
     assert main(["run", "--out", str(tmp_path / "x")]) == 130
     err = capsys.readouterr().err
     assert "stopped" in err and "run the same command again" in err and "Traceback" not in err

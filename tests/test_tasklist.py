@@ -1,7 +1,7 @@
 """`sinkbench tasks`: groups apart from tasks, a line each, read from the YAML files."""
 
-from sinkbench.run import default_tasks_dir
-from sinkbench.tasklist import describe_tasks
+from sinkbench.run.runner import default_tasks_dir
+from sinkbench.harness.tasklist import describe_tasks
 
 
 def test_groups_are_listed_apart_from_tasks_with_a_line_each():

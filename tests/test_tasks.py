@@ -8,12 +8,12 @@ import pytest
 from lm_eval.tasks import TaskManager
 
 from conftest import make_tokenizer
-from sinkbench import taskdata
-from sinkbench.backend import SinkbenchLM
-from sinkbench.data import data_file, resolve_data_dir
+from sinkbench.data import tasks as taskdata
+from sinkbench.harness.backend import SinkbenchLM
+from sinkbench.data.datadir import data_file, resolve_data_dir
 from sinkbench.errors import SinkbenchError
-from sinkbench.run import default_tasks_dir
-from sinkbench.synthetic import count_tokens, generate
+from sinkbench.run.runner import default_tasks_dir
+from sinkbench.data.synthetic import count_tokens, generate
 
 MANAGER = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False)
 TASKS = sorted(MANAGER.all_subtasks)
@@ -70,7 +70,7 @@ def test_generators_are_deterministic_and_hit_the_length(kind):
 
 
 def test_synthetic_task_needs_a_tokenizer():
-    from sinkbench.synthetic import passkey_dataset
+    from sinkbench.data.synthetic import passkey_dataset
 
     with pytest.raises(SinkbenchError, match="tokenizer"):
         passkey_dataset(max_seq_lengths=[256])

@@ -18,7 +18,7 @@ BOARD_HELP = "the board folder (default: ./leaderboard)"
 def load_record(path: str) -> dict:
     """A record file for compare and export: everything `sinkbench validate` checks, strings bounded."""
     from sinkbench.board.store import read_untrusted, string_problems, summarise
-    from sinkbench.validate import problems
+    from sinkbench.record.validate import problems
 
     record = read_untrusted(Path(path))
     found = string_problems(record) or problems(record)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import yaml
 
-from sinkbench.columns import COLUMNS
+from sinkbench.record.columns import COLUMNS
 
 
 def model_index(record: dict, name: str | None = None) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sinkbench.board import svg
 from sinkbench.board.table import heading
-from sinkbench.columns import COLUMNS_BY_NAME, Missing, accuracy_tasks, suite_score
+from sinkbench.record.columns import COLUMNS_BY_NAME, Missing, accuracy_tasks, suite_score
 
 SINK_RATE = "sink_rate_0_8"  # ε=0.3 saturates on modern models (DESIGN.md); 0.8 spreads them out
 DEPENDENCE = ("bos_dependence", "knockout_dependence")

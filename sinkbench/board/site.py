@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from sinkbench.board import plots
 from sinkbench.board.table import ARROWS, BETTER, format_value, is_missing
-from sinkbench.columns import COLUMNS, LOWER
+from sinkbench.record.columns import COLUMNS, LOWER
 
 IDENTITY_HEADERS = (  # (name, title, type): the identity columns before the summary columns
     ("rank", "#", "number"), ("model", "model", "text"), ("family", "family", "text"),

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from sinkbench.errors import SinkbenchError
-from sinkbench.record import dumps, read_record
+from sinkbench.record.format import dumps, read_record
 
 DEFAULT_BOARD = Path("leaderboard")
 SUBMISSIONS = "submissions"
@@ -127,14 +127,14 @@ def string_problems(record) -> list[str]:
 
 @lru_cache(maxsize=None)
 def _grid(suite_name: str):
-    from sinkbench.suite import SUITES
+    from sinkbench.grid.suite import SUITES
 
     return SUITES[suite_name].grid()
 
 
 def board_problems(record: dict) -> list[str]:
     """What the board needs beyond a valid record: complete, the current suite's own grid, a safe path."""
-    from sinkbench.suite import SUITES
+    from sinkbench.grid.suite import SUITES
 
     found = []
     if record["status"] != "complete":
@@ -171,7 +171,7 @@ def board_problems(record: dict) -> list[str]:
 
 def record_problems(record) -> list[str]:
     """Everything `sinkbench validate` checks, then what the board adds; [] when the board takes it."""
-    from sinkbench.validate import problems
+    from sinkbench.record.validate import problems
 
     found = string_problems(record) if isinstance(record, dict) else []
     return found or problems(record) or board_problems(record)

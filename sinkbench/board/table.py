@@ -1,8 +1,8 @@
-"""The board as one pandas table (a row per submission, the summary columns of sinkbench.columns) and its Markdown and CSV views.
+"""The board as one pandas table (a row per submission, the summary columns of sinkbench.record.columns) and its Markdown and CSV views.
 
 Rows are ranked by suite score (best first, missing last), then model, family and revision, so
 the same submissions always give the same bytes. Names, titles, descriptions and directions come
-from sinkbench.columns; nothing here restates them.
+from sinkbench.record.columns; nothing here restates them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 
 import pandas as pd
 
-from sinkbench.columns import COLUMNS, HIGHER, LOWER, Column
+from sinkbench.record.columns import COLUMNS, HIGHER, LOWER, Column
 
 IDENTITY = ("rank", "family", "model", "revision", "release_date", "suite", "suite_version", "path")
 ARROWS = {HIGHER: "↑", LOWER: "↓"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sinkbench.board.store import Submission, quote, revision_label
 from sinkbench.board.table import format_change, format_value, heading
-from sinkbench.columns import COLUMNS, COLUMNS_BY_NAME, LOWER, Column
+from sinkbench.record.columns import COLUMNS, COLUMNS_BY_NAME, LOWER, Column
 from sinkbench.errors import SinkbenchError
 
 

@@ -1,1 +1,1 @@
-from sinkbench.taskdata import arc_challenge, arc_easy  # noqa: F401
+from sinkbench.data.tasks import arc_challenge, arc_easy  # noqa: F401

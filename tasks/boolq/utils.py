@@ -1,1 +1,1 @@
-from sinkbench.taskdata import boolq as load  # noqa: F401
+from sinkbench.data.tasks import boolq as load  # noqa: F401

@@ -1,7 +1,7 @@
 """COPA in lm-eval's copa format: 'premise without its period' + because/therefore, choices
 lower-cased at the first letter with a leading space (lm-eval then adds its own " " delimiter)."""
 
-from sinkbench.taskdata import copa as load  # noqa: F401
+from sinkbench.data.tasks import copa as load  # noqa: F401
 
 CONNECTOR = {"cause": "because", "effect": "therefore"}
 

@@ -1,1 +1,1 @@
-from sinkbench.synthetic import kv_dataset, passkey_dataset  # noqa: F401
+from sinkbench.data.synthetic import kv_dataset, passkey_dataset  # noqa: F401

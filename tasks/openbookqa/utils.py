@@ -1,1 +1,1 @@
-from sinkbench.taskdata import openbookqa as load  # noqa: F401
+from sinkbench.data.tasks import openbookqa as load  # noqa: F401

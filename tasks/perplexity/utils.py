@@ -1,1 +1,1 @@
-from sinkbench.taskdata import book_chunks as load  # noqa: F401
+from sinkbench.data.tasks import book_chunks as load  # noqa: F401

@@ -1,1 +1,1 @@
-from sinkbench.taskdata import piqa as load  # noqa: F401
+from sinkbench.data.tasks import piqa as load  # noqa: F401

@@ -1,7 +1,7 @@
 """Winogrande with partial scoring, as lm-eval's winogrande: each option fills the blank in its own
 context, and the shared continuation after the blank is scored."""
 
-from sinkbench.taskdata import winogrande as load  # noqa: F401
+from sinkbench.data.tasks import winogrande as load  # noqa: F401
 
 
 def doc_to_text(doc):

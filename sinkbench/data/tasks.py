@@ -2,7 +2,7 @@
 
 Each loader is an lm-eval `custom_dataset` function: lm-eval calls it with the task's metadata
 (and `--metadata`), it returns a DatasetDict with a "test" split. Files come from the data
-directory (see sinkbench.data), checked against their sha256; `source: hub` loads the original
+directory (see sinkbench.data.datadir), checked against their sha256; `source: hub` loads the original
 from the Hugging Face hub instead, where the network allows.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from sinkbench.data import book_text, data_file
+from sinkbench.data.datadir import book_text, data_file
 from sinkbench.errors import SinkbenchError
 
 

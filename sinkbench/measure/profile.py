@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from sinkbench import metrics
-from sinkbench.conditions import Condition, check_sequence_start
+from sinkbench.measure import metrics
+from sinkbench.grid.conditions import Condition, check_sequence_start
 from sinkbench.errors import SinkbenchError
-from sinkbench.models import LoadedModel
-from sinkbench.probe import SinkProbe
+from sinkbench.measure.models import LoadedModel
+from sinkbench.measure.probe import SinkProbe
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def generated_texts(n: int, n_words: int, seed: int = 0) -> list[str]:
     """Plain English paragraphs made from sinkbench's own filler sentences, for runs without a data directory."""
     import random
 
-    from sinkbench.synthetic import FILLER
+    from sinkbench.data.synthetic import FILLER
 
     rng = random.Random(f"profile-{seed}")
     texts = []
@@ -180,7 +180,7 @@ def generated_texts(n: int, n_words: int, seed: int = 0) -> list[str]:
 
 def long_texts(n: int, n_chars: int, data_dir) -> tuple[list[str], str]:
     """n consecutive passages of n_chars characters from the middle of War and Peace, or generated text."""
-    from sinkbench.data import LONG_TEXT, book_text
+    from sinkbench.data.datadir import LONG_TEXT, book_text
 
     if data_dir is None:
         return generated_texts(n, n_chars // 5), "generated filler text (no data directory)"
@@ -198,7 +198,7 @@ def suite_profile(loaded: LoadedModel, plan, data_dir, progress: bool = True) ->
     import time
 
     from sinkbench.cli import read_texts
-    from sinkbench.data import data_file
+    from sinkbench.data.datadir import data_file
 
     start = time.time()
     if data_dir is None:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import sinkbench
 from sinkbench.errors import SinkbenchError
-from sinkbench.results import condition_document, identical_document, record_entry
-from sinkbench.suite import GridCell, Suite, TaskSpec, get_suite
+from sinkbench.run.results import condition_document, identical_document, record_entry
+from sinkbench.grid.suite import GridCell, Suite, TaskSpec, get_suite
 
 MANIFEST = "run.json"
 OUR_FILES = (MANIFEST, "profile.json", "record.json", "cond-*.json", "cond-*.sinks.jsonl*")
@@ -30,7 +30,7 @@ OUR_FILES = (MANIFEST, "profile.json", "record.json", "cond-*.json", "cond-*.sin
 
 def default_tasks_dir() -> Path:
     """tasks/ of a source checkout, or the copy installed as the sinkbench_tasks package."""
-    checkout = Path(__file__).resolve().parents[1] / "tasks"
+    checkout = Path(__file__).resolve().parents[2] / "tasks"
     if (checkout / "groups" / "sinkbench_quick.yaml").is_file():  # not another package's tasks/
         return checkout
     try:
@@ -126,7 +126,7 @@ def _load_document(path: Path) -> dict | None:
 
 
 def _data_dir(config: RunConfig) -> tuple[str | None, list[str]]:
-    from sinkbench.data import ENV_VAR, HOW_TO_GET, resolve_data_dir
+    from sinkbench.data.datadir import ENV_VAR, HOW_TO_GET, resolve_data_dir
 
     if config.data_dir is None and not os.environ.get(ENV_VAR):
         try:
@@ -156,7 +156,7 @@ def plan_cells(cells: tuple[GridCell, ...], suite: Suite, has_data: bool) -> tup
 def task_spec(suite: Suite, name: str, metrics=()) -> TaskSpec:
     """The suite's description of a task. A task outside every suite is judged by its metrics:
     acc makes it an accuracy task, word_perplexity a long-text task."""
-    from sinkbench.suite import SUITES
+    from sinkbench.grid.suite import SUITES
 
     for candidate in (suite, *SUITES.values()):
         if name in {t.name for t in candidate.tasks}:
@@ -182,7 +182,7 @@ def _twin(loaded, cell: GridCell, documents: list[dict]) -> dict | None:
 
     SmolLM2's tokenizer adds no <bos>, so `bos=drop` there feeds the model what `bos=keep` does.
     """
-    from sinkbench.conditions import Condition
+    from sinkbench.grid.conditions import Condition
 
     signature = _signature(loaded, cell.condition)
     for document in documents:
@@ -196,7 +196,7 @@ def _quiet_libraries(verbose: bool) -> None:
     """lm-eval and transformers log advice a user cannot act on; -v shows it."""
     if verbose:
         return
-    for name in ("lm_eval", "transformers", "datasets", "accelerate", "sinkbench.backend"):
+    for name in ("lm_eval", "transformers", "datasets", "accelerate", "sinkbench.harness.backend"):
         logging.getLogger(name).setLevel(logging.ERROR)
     # lm-eval's per-task "building contexts" bars; bars that set `disable` themselves (ours) stay.
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -228,7 +228,7 @@ class _Session:
 
     def model(self):
         if self.loaded is None:
-            from sinkbench.models import load_model
+            from sinkbench.measure.models import load_model
 
             self.log(f"loading {self.config.model} ({self.config.dtype} on {self.config.device}) ...")
             self.loaded = load_model(self.config.model, dtype=self.config.dtype, family=self.config.family,
@@ -248,7 +248,7 @@ class _Session:
 def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path) -> dict:
     import lm_eval
 
-    from sinkbench.backend import SinkbenchLM
+    from sinkbench.harness.backend import SinkbenchLM
 
     config = session.config
     sidecar.unlink(missing_ok=True)  # rows of an interrupted attempt would be counted twice
@@ -357,7 +357,7 @@ def _profile(config: RunConfig, session: _Session, suite: Suite, data_dir, log) 
     if saved is not None:
         log(f"sink profile: done already ({path.name})")
         return saved
-    from sinkbench.profile import suite_profile
+    from sinkbench.measure.profile import suite_profile
 
     plan = suite.profile
     lengths = ", ".join(map(str, plan.sweep_lengths))
@@ -369,8 +369,8 @@ def _profile(config: RunConfig, session: _Session, suite: Suite, data_dir, log) 
 
 
 def _write_record(config, suite, session, documents, profile, missing, data_dir, log) -> Path:
-    from sinkbench.provenance import provenance, task_hashes
-    from sinkbench.record import build_record, task_entry, write_record
+    from sinkbench.run.provenance import provenance, task_hashes
+    from sinkbench.record.format import build_record, task_entry, write_record
 
     if profile is None:
         raise SinkbenchError("a record needs the sink profile")
@@ -393,6 +393,6 @@ def _write_record(config, suite, session, documents, profile, missing, data_dir,
 
 
 def _display_name(spec: str) -> str:
-    from sinkbench.models import ALIASES
+    from sinkbench.measure.models import ALIASES
 
     return spec if spec in ALIASES else Path(spec).name.removesuffix(".gguf") or spec

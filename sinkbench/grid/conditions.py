@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sinkbench.errors import SinkbenchError
 
 if TYPE_CHECKING:  # the board and `validate` read conditions without importing torch
-    from sinkbench.attention import MaskEdit
+    from sinkbench.measure.attention import MaskEdit
 
 BOS_MODES = ("keep", "drop", "double", "replace")
 
@@ -79,7 +79,7 @@ class Condition:
         return asdict(self)
 
     def mask_edit(self, n_layers: int) -> "MaskEdit | None":
-        from sinkbench.attention import MaskEdit
+        from sinkbench.measure.attention import MaskEdit
 
         if self.window is None and self.knockout is None:
             return None

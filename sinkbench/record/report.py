@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from sinkbench.columns import COLUMNS, accuracy_tasks
+from sinkbench.record.columns import COLUMNS, accuracy_tasks
 
 
 def condition_score(condition: dict, tasks: dict[str, str]) -> tuple[float | None, float | None]:

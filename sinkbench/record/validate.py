@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from sinkbench.columns import COLUMNS, compute_summary
-from sinkbench.conditions import Condition
+from sinkbench.record.columns import COLUMNS, compute_summary
+from sinkbench.grid.conditions import Condition
 from sinkbench.errors import SinkbenchError
 
 TOLERANCE = 1e-6
@@ -25,7 +25,7 @@ def _path(parts) -> str:
 def schema_problems(record: dict) -> list[str]:
     from jsonschema import Draft202012Validator
 
-    from sinkbench.record import schema
+    from sinkbench.record.format import schema
 
     validator = Draft202012Validator(schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(record), key=lambda e: (list(map(str, e.absolute_path)), e.message))
@@ -155,7 +155,7 @@ def _check_status(record: dict) -> list[str]:
         found.append("status: 'partial' exactly when missing lists a reason")
     suite = record["provenance"]["suite"]
     if record["status"] == "complete" and not suite["custom_grid"]:
-        from sinkbench.suite import SUITES
+        from sinkbench.grid.suite import SUITES
 
         known = SUITES.get(suite["name"])
         if known is not None and known.version == suite["version"]:

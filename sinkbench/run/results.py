@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from sinkbench.link import sink_correctness_link
+from sinkbench.record.link import sink_correctness_link
 
 FORMAT = "sinkbench.condition/1"
 LM_EVAL_KEYS = ("results", "n-samples", "higher_is_better", "versions", "n-shot", "config")

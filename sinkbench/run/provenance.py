@@ -13,7 +13,7 @@ import sinkbench
 
 def provenance(config, suite, hashes: dict[str, str], documents: list[dict], data_dir) -> dict:
     """Versions, device, date, seed, command, limit, suite, task config hashes and data checksums."""
-    from sinkbench.data import KNOWN_FILES, PREFIX_CHAR_OFFSET, LONG_TEXT
+    from sinkbench.data.datadir import KNOWN_FILES, PREFIX_CHAR_OFFSET, LONG_TEXT
 
     used_prefix = data_dir is not None and any(d["spec"]["prefix"] for d in documents)
     return {

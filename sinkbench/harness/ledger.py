@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from sinkbench import metrics
+from sinkbench.measure import metrics
 
 RequestKey = tuple  # (task, doc_id, request index[, rolling window index])
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sinkbench.conditions import Condition
+from sinkbench.grid.conditions import Condition
 from sinkbench.errors import SinkbenchError
 
 

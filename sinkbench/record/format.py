@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from sinkbench.columns import compute_summary
+from sinkbench.record.columns import compute_summary
 from sinkbench.errors import SinkbenchError
 
 SCHEMA_VERSION = "1.0"
@@ -23,7 +23,7 @@ MAX_RECORD_BYTES = 8 * 1024 * 1024  # a record of a 100-layer, 128-head model is
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
-    return json.loads(resources.files("sinkbench").joinpath("schema/record.schema.json").read_text())
+    return json.loads(resources.files("sinkbench.record").joinpath("schema/record.schema.json").read_text())
 
 
 def finite(value):
@@ -104,7 +104,7 @@ def build_record(*, model: dict, provenance: dict, tasks: dict, profile: dict, c
 def write_record(record: dict, path: Path) -> None:
     """Validate, then write atomically. An invalid record is an error, never a file."""
     from sinkbench.files import write_text_atomic
-    from sinkbench.validate import problems
+    from sinkbench.record.validate import problems
 
     found = problems(record)
     if found:

@@ -30,7 +30,7 @@ DEFAULT_LENGTHS = (1024,)
 
 @lru_cache(maxsize=4)
 def _tokenizer(spec: str):
-    from sinkbench.models import load_tokenizer
+    from sinkbench.measure.models import load_tokenizer
 
     return load_tokenizer(spec)
 

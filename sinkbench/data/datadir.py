@@ -45,7 +45,7 @@ HOW_TO_GET = (
 def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The data directory: explicit argument, then $SINKBENCH_DATA_DIR, then ../shared/data beside a source checkout."""
     candidates = [explicit, os.environ.get(ENV_VAR)]
-    checkout_default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    checkout_default = Path(__file__).resolve().parents[3] / "shared" / "data"
     for candidate in candidates:
         if candidate:
             path = Path(candidate).expanduser()

@@ -6,7 +6,7 @@
 
 Memory grows with L * H * T * first_k (per-query attention to the first keys), never with
 L * H * T * T: the attention function recovers A[t, j] for j < first_k from the kernel's
-logsumexp (see sinkbench.attention).
+logsumexp (see sinkbench.measure.attention).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sinkbench import metrics
-from sinkbench.attention import LayerAttention, MaskEdit, attention_session
+from sinkbench.measure import metrics
+from sinkbench.measure.attention import LayerAttention, MaskEdit, attention_session
 
 
 @dataclass
