@@ -22,7 +22,7 @@ from lm_eval.tasks import TaskManager, get_task_dict
 
 from sinkbench.harness.backend import SinkbenchLM
 from sinkbench.measure.models import load_model
-from sinkbench.run.runner import default_tasks_dir
+from sinkbench.harness.tasklist import default_tasks_dir
 
 
 def requests_for(limit: int):

@@ -14,7 +14,8 @@ import random
 import sys
 from pathlib import Path
 
-from sinkbench.record.format import build_record, dumps, task_entry
+from sinkbench.record.build import build_record, task_entry
+from sinkbench.record.format import dumps
 from sinkbench.grid.suite import SUITES
 from sinkbench.record.validate import problems
 
@@ -88,20 +89,20 @@ def _conditions(score: float, bos_dependence: float, knockout_dependence: float,
         factor = 1.0
         if spec.bos == "drop" and adds_bos:
             factor *= 1 - bos_dependence
-        if spec.prefix:
+        if spec.prefix_length:
             factor *= robustness
         if spec.knockout:
             factor *= 1 - knockout_dependence
         scores = {task: {"acc": _metric(round((score + offset) * factor, 9))}
                   for task, offset in zip(accuracy, TASK_OFFSETS) if task in cell.tasks}
         if long_text in cell.tasks:
-            ppl = 20.0 if spec.window is None else (240.0 if spec.sinks == 0 else 22.0)
+            ppl = 20.0 if spec.window is None else (240.0 if spec.sink_keys == 0 else 22.0)
             scores[long_text] = {"word_perplexity": _metric(ppl * (1 + (1 - factor)))}
         twin = None
         if spec.bos == "drop" and not adds_bos:  # no <bos> to drop: the same tokens as keep
             twin = spec.name.replace("bos=drop", "bos=keep")
         conditions.append({
-            "name": spec.name, "spec": spec.to_dict(), "tasks": list(cell.tasks), "identical_to": twin,
+            "name": spec.name, "role": cell.role, "spec": spec.to_dict(), "tasks": list(cell.tasks), "identical_to": twin,
             "scores": scores, "sinks": {}, "first_tokens": [], "tokens_processed": 50_000 if twin is None else 0,
             "truncated_requests": 0, "wall_time_s": 10.0 if twin is None else 0.0, "link": {},
         })

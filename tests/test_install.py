@@ -25,7 +25,7 @@ assert "torch" not in sys.modules, "import sinkbench imported torch"
 import lm_eval
 from lm_eval.api.registry import get_model, model_registry
 from lm_eval.tasks import TaskManager
-from sinkbench.run.runner import default_tasks_dir
+from sinkbench.harness.tasklist import default_tasks_dir
 assert "sinkbench" in model_registry and "torch" not in sys.modules
 model = sys.argv[1]
 tasks = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False, metadata={"tokenizer": model})

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sinkbench.run.runner import default_tasks_dir
+from sinkbench.harness.tasklist import default_tasks_dir
 
 
 def test_lm_eval_cli_with_sinkbench_model(tiny_model_dir, tmp_path):

@@ -10,6 +10,7 @@ import torch
 from conftest import make_model, make_tokenizer
 from sinkbench.cli import main
 from sinkbench.grid.conditions import Condition, knockout_layers
+from sinkbench.grid.sequences import head_tokens
 from sinkbench.errors import SinkbenchError
 from sinkbench.measure.models import load_model, sha256_file
 
@@ -64,19 +65,19 @@ def test_unknown_model_and_missing_paths():
 def test_conditions_parse_and_heads():
     tokenizer = make_tokenizer(adds_bos=True)
     bos = tokenizer.bos_token_id
-    assert Condition.from_args(bos="keep").head_tokens(tokenizer, adds_bos=True) == [bos]
-    assert Condition.from_args(bos="keep").head_tokens(tokenizer, adds_bos=False) == []
-    assert Condition.from_args(bos="drop").head_tokens(tokenizer, adds_bos=True) == []
-    assert Condition.from_args(bos="double").head_tokens(tokenizer, adds_bos=True) == [bos, bos]
-    assert Condition.from_args(bos="replace:<eos>").head_tokens(tokenizer, True) == [tokenizer.eos_token_id]
-    assert Condition.from_args(bos="replace:7").head_tokens(tokenizer, True) == [7]
+    assert head_tokens(Condition.from_args(bos="keep"), tokenizer, adds_bos=True) == (bos,)
+    assert head_tokens(Condition.from_args(bos="keep"), tokenizer, adds_bos=False) == ()
+    assert head_tokens(Condition.from_args(bos="drop"), tokenizer, adds_bos=True) == ()
+    assert head_tokens(Condition.from_args(bos="double"), tokenizer, adds_bos=True) == (bos, bos)
+    assert head_tokens(Condition.from_args(bos="replace:<eos>"), tokenizer, True) == (tokenizer.eos_token_id,)
+    assert head_tokens(Condition.from_args(bos="replace:7"), tokenizer, True) == (7,)
     with pytest.raises(SinkbenchError, match="not a single token"):
-        Condition.from_args(bos="replace:notaword").head_tokens(tokenizer, True)
+        head_tokens(Condition.from_args(bos="replace:notaword"), tokenizer, True)
     assert Condition.from_args(bos="drop", prefix="64").name == "bos=drop,prefix=64"
     with pytest.raises(SinkbenchError, match="bos must be one of"):
         Condition.from_args(bos="maybe")
     with pytest.raises(SinkbenchError, match="unknown condition"):
-        Condition.from_args(prefx=3)
+        Condition.from_dict({"prefx": 3})
     with pytest.raises(SinkbenchError, match="needs window"):
         Condition.from_args(sinks=4)
     assert knockout_layers("0-2+5", 8) == {0, 1, 2, 5}
@@ -98,7 +99,9 @@ def test_probe_cli_writes_profile_and_heatmap(tiny_model_dir, texts_file, tmp_pa
     code = main(["probe", "--model", str(tiny_model_dir), "--data", str(texts_file), "--T", "12", "--n", "4",
                  "--out", str(out), "--quiet"])
     assert code == 0
-    profile = json.loads((out / "profile.json").read_text())
+    document = json.loads((out / "profile.json").read_text())
+    assert document["model"]["name"] == str(tiny_model_dir)
+    profile = document["profile"]
     assert profile["n_sequences"] == 4 and profile["mean_tokens"] == 12
     assert profile["first_tokens"][0]["token"] == "<bos>"
     assert len(profile["alpha_by_head"]) == 2 and len(profile["alpha_by_head"][0]) == 4
@@ -111,7 +114,7 @@ def test_probe_cli_writes_profile_and_heatmap(tiny_model_dir, texts_file, tmp_pa
     assert "sink rate" in capsys.readouterr().out
     main(["probe", "--model", str(tiny_model_dir), "--data", str(texts_file), "--T", "12", "--n", "4",
           "--bos", "drop", "--out", str(tmp_path / "drop"), "--quiet"])
-    dropped = json.loads((tmp_path / "drop" / "profile.json").read_text())
+    dropped = json.loads((tmp_path / "drop" / "profile.json").read_text())["profile"]
     assert dropped["first_tokens"][0]["token"] != "<bos>"
 
 

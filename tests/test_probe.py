@@ -5,7 +5,8 @@ import torch
 
 from conftest import ARCHS, make_model
 from sinkbench.measure import metrics
-from sinkbench.measure.attention import MaskEdit, SharedPrefix, attention_session, capture_prefix, shared_prefix
+from sinkbench.measure.attention import (PADDING, MaskEdit, PackedRows, SharedPrefix, attention_session, capture_prefix,
+                                         packed_rows, shared_prefix)
 from sinkbench.measure.probe import SinkProbe
 
 
@@ -89,11 +90,11 @@ def test_knockout_and_window_masks():
         stats = probe.collect()
     assert torch.all(stats.first_key[0, 1, :, 1:] == 0)
     assert torch.all(stats.first_key[0, 0, :, 1:] > 0)
-    with SinkProbe(model, edit=MaskEdit(window=4, sinks=0)) as probe:
+    with SinkProbe(model, edit=MaskEdit(window=4, sink_keys=0)) as probe:
         model(ids)
         windowed = probe.collect()
     assert torch.all(windowed.first_key[..., 4:] == 0) and torch.all(windowed.first_key[..., :4] > 0)
-    with SinkProbe(model, edit=MaskEdit(window=4, sinks=1)) as probe:
+    with SinkProbe(model, edit=MaskEdit(window=4, sink_keys=1)) as probe:
         model(ids)
         with_sink = probe.collect()
     assert torch.all(with_sink.first_key > 0)
@@ -134,10 +135,10 @@ def test_cached_decoding_matches_full_pass():
 
 SHARED_PREFIX_CASES = [(arch, 12, None) for arch in [*ARCHS, "gpt_oss"]] + [
     ("gemma3", 2, None),  # prefix + rows fit the sliding window: the merged two-kernel path
-    ("gemma3", 12, MaskEdit(window=5, sinks=2)),
-    ("gpt_oss", 12, MaskEdit(window=4, sinks=1)),
+    ("gemma3", 12, MaskEdit(window=5, sink_keys=2)),
+    ("gpt_oss", 12, MaskEdit(window=4, sink_keys=1)),
     ("llama", 12, MaskEdit(knockout_layers=frozenset({1}))),
-    ("llama", 2, MaskEdit(window=3, sinks=0)),
+    ("llama", 2, MaskEdit(window=3, sink_keys=0)),
 ]
 
 
@@ -154,8 +155,7 @@ def test_shared_prefix_equals_running_the_whole_sequence(arch, length, edit):
         reference = model(whole).logits[:, length:]
         expected = probe.collect()
         with capture_prefix() as layers:
-            model(prefix_ids)
-        probe.collect()
+            model(prefix_ids)  # a prefix being stored is recorded for no one
         prefix = SharedPrefix(layers, length)
         with shared_prefix(prefix):
             logits = model(rows, position_ids=prefix.position_ids(3, 5)).logits
@@ -176,3 +176,111 @@ def test_shared_prefix_refuses_a_second_cache():
         prefix = SharedPrefix(layers, 4)
         with shared_prefix(prefix), pytest.raises(RuntimeError, match="no other KV cache"):
             model(ids[:, 4:5], past_key_values=out.past_key_values, position_ids=prefix.position_ids(1, 1))
+
+
+@torch.no_grad()
+def test_grouped_stats_are_the_means_of_the_per_query_stats():
+    """Query groups (what the backend and the profile ask for) reduce exactly what per-query stats hold."""
+    model = make_model("gpt_oss")  # a learned sink too
+    ids = torch.randint(4, 100, (2, 14), generator=torch.Generator().manual_seed(3))
+    groups = torch.full((2, 14), -1)
+    groups[0, 2:9], groups[0, 9:], groups[1, 5:6], groups[1, 6:] = 0, 1, 2, 3
+    with SinkProbe(model, first_k=3, key_positions=(5,)) as probe:
+        model(ids)
+        per_query = probe.collect()
+        probe.group(groups)
+        model(ids)
+        grouped = probe.collect()
+    for group, (row, start, stop) in enumerate([(0, 2, 9), (0, 9, 14), (1, 5, 6), (1, 6, 14)]):
+        torch.testing.assert_close(grouped.first_k_mass[group], per_query.first_k_mass[row, :, :, start:stop].mean(-2))
+        torch.testing.assert_close(grouped.key_mass[group], per_query.key_mass[row, :, :, start:stop].mean(-2))
+        torch.testing.assert_close(grouped.learned_sink[group], per_query.learned_sink[row, :, :, start:stop].mean(-1))
+        assert grouped.n_queries[group] == stop - start
+
+
+@torch.no_grad()
+def test_attention_to_a_key_position_matches_full_attention_matrices():
+    model = make_model("qwen2")
+    ids = torch.randint(4, 100, (2, 12), generator=torch.Generator().manual_seed(4))
+    with SinkProbe(model, key_positions=(3, 7, 40)) as probe:  # 40 is past the end: attention 0
+        model(ids)
+        stats = probe.collect()
+    attentions = eager_attentions(model, ids)
+    expected = torch.stack([a[..., [3, 7]] for a in attentions], dim=1)  # (B, L, H, T, 2)
+    torch.testing.assert_close(stats.key_mass[..., :2], expected, atol=1e-5, rtol=1e-5)
+    assert torch.all(stats.key_mass[..., 2] == 0)
+
+
+def _packed(context: list[int], continuations: list[list[int]], start: int = 0, width: int | None = None):
+    """One packed row: the context, then each continuation but its last token, at true positions."""
+    ids, positions, segments = list(context), list(range(start, start + len(context))), [0] * len(context)
+    offsets = []
+    for number, tokens in enumerate(continuations, start=1):
+        offsets.append(len(ids))
+        ids += tokens
+        positions += range(start + len(context), start + len(context) + len(tokens))
+        segments += [number] * len(tokens)
+    pad = (width or len(ids)) - len(ids)
+    return ids + [0] * pad, positions + [positions[-1]] * pad, segments + [PADDING] * pad, offsets
+
+
+PACKED_CASES = [(arch, None, 0) for arch in [*ARCHS, "gpt_oss"]] + [
+    ("gemma3", None, 6),  # sliding window of 8 over true positions, after a shared prefix
+    ("llama", MaskEdit(knockout_layers=frozenset({0, 1})), 0),
+    ("llama", MaskEdit(knockout_layers=frozenset({1})), 5),
+    ("gemma3", MaskEdit(window=4, sink_keys=1), 0),
+    ("qwen2", MaskEdit(window=3, sink_keys=2), 4),
+]
+
+
+@pytest.mark.parametrize("arch,edit,prefix_length", PACKED_CASES)
+@torch.no_grad()
+def test_packed_rows_equal_running_each_sequence_alone(arch, edit, prefix_length):
+    """A context with its continuations packed in one row gives every continuation the logits and
+    first-key attention of its own whole sequence (tree mask from true positions and segments)."""
+    model = make_model(arch)
+    generator = torch.Generator().manual_seed(5)
+    prefix_ids = torch.randint(4, 100, (prefix_length,), generator=generator).tolist()
+    contexts = [torch.randint(4, 100, (n,), generator=generator).tolist() for n in (5, 7)]
+    choices = [[torch.randint(4, 100, (n,), generator=generator).tolist() for n in lengths] for lengths in ((3, 1, 4), (2, 2))]
+    rows = [_packed(c, conts, prefix_length) for c, conts in zip(contexts, choices)]
+    width = max(len(r[0]) for r in rows)
+    rows = [_packed(c, conts, prefix_length, width) for c, conts in zip(contexts, choices)]
+    ids = torch.tensor([r[0] for r in rows])
+    packing = PackedRows(torch.tensor([r[1] for r in rows]), torch.tensor([r[2] for r in rows]))
+    with SinkProbe(model, first_k=3, edit=edit) as probe:
+        shared = None
+        if prefix_length:
+            with capture_prefix() as layers:
+                model(torch.tensor([prefix_ids]))
+            shared = SharedPrefix(layers, prefix_length)
+        with packed_rows(packing), (shared_prefix(shared) if shared else attention_session(model, edit=edit, recorder=probe)):
+            logits = model(ids, position_ids=packing.positions).logits
+        packed = probe.collect()
+        for row, (context, conts) in enumerate(zip(contexts, choices)):
+            offsets = rows[row][3]
+            for tokens, offset in zip(conts, offsets):
+                whole = torch.tensor([prefix_ids + context + tokens])
+                alone = model(whole).logits[0, prefix_length:]
+                alone_stats = probe.collect()
+                n = len(context)
+                # the context's own positions, then the continuation's
+                torch.testing.assert_close(logits[row, :n], alone[:n], atol=1e-5, rtol=1e-4)
+                torch.testing.assert_close(logits[row, offset : offset + len(tokens)], alone[n:], atol=1e-5, rtol=1e-4)
+                first = alone_stats.first_k_mass[0, ..., prefix_length:, :]
+                torch.testing.assert_close(packed.first_k_mass[row, ..., :n, :], first[..., :n, :], atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(packed.first_k_mass[row, ..., offset : offset + len(tokens), :],
+                                           first[..., n:, :], atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_a_packing_error_would_be_caught():
+    """Mutation check: a continuation allowed to see another continuation's tokens changes its logits."""
+    model = make_model("llama")
+    context, conts = [10, 11, 12, 13], [[20, 21, 22], [30, 31]]
+    ids, positions, segments, offsets = _packed(context, conts)
+    wrong = PackedRows(torch.tensor([positions]), torch.zeros(1, len(ids), dtype=torch.long))  # every token "shared"
+    with attention_session(model), packed_rows(wrong):
+        logits = model(torch.tensor([ids]), position_ids=wrong.positions).logits
+    alone = model(torch.tensor([context + conts[1]])).logits
+    assert not torch.allclose(logits[0, offsets[1] : offsets[1] + 2], alone[0, 4:], atol=1e-3)

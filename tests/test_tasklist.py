@@ -1,6 +1,6 @@
 """`sinkbench tasks`: groups apart from tasks, a line each, read from the YAML files."""
 
-from sinkbench.run.runner import default_tasks_dir
+from sinkbench.harness.tasklist import default_tasks_dir
 from sinkbench.harness.tasklist import describe_tasks
 
 

@@ -12,7 +12,7 @@ from sinkbench.data import tasks as taskdata
 from sinkbench.harness.backend import SinkbenchLM
 from sinkbench.data.datadir import data_file, resolve_data_dir
 from sinkbench.errors import SinkbenchError
-from sinkbench.run.runner import default_tasks_dir
+from sinkbench.harness.tasklist import default_tasks_dir
 from sinkbench.data.synthetic import count_tokens, generate
 
 MANAGER = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False)
@@ -70,10 +70,11 @@ def test_generators_are_deterministic_and_hit_the_length(kind):
 
 
 def test_synthetic_task_needs_a_tokenizer():
-    from sinkbench.data.synthetic import passkey_dataset
+    from sinkbench.data.synthetic import model_spec
 
     with pytest.raises(SinkbenchError, match="tokenizer"):
-        passkey_dataset(max_seq_lengths=[256])
+        model_spec("passkey", max_seq_lengths=[256])
+    assert model_spec("passkey", pretrained="smollm2-135m") == "smollm2-135m"
 
 
 def test_altered_or_missing_file_is_refused(tmp_path):

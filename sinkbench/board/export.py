@@ -18,11 +18,10 @@ def model_index(record: dict, name: str | None = None) -> dict:
     suite = record["provenance"]["suite"]
     metrics = []
     for column in COLUMNS:
-        value = record["summary"][column.name]["value"]
-        if value is None:
-            continue
-        if column.name == "bos_dependence" and not record["model"]["adds_bos"]:
-            continue  # 0 by construction, not a measurement: it would read as robustness on a model page
+        entry = record["summary"][column.name]
+        if entry["value"] is None or entry["by_construction"]:
+            continue  # 0 by construction is not a measurement: it would read as robustness on a model page
+        value = entry["value"]
         metrics.append({"type": column.name, "name": column.title, "value": round(value, 6), "verified": False})
     return {"model-index": [{
         "name": name or record["model"]["name"],

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from sinkbench.board import svg
 from sinkbench.board.table import heading
-from sinkbench.record.columns import COLUMNS_BY_NAME, Missing, accuracy_tasks, suite_score
+from sinkbench.grid.conditions import BASELINE, PREFIX
+from sinkbench.record.columns import COLUMNS_BY_NAME, Missing, accuracy_tasks, conditions_of, suite_score
 
 SINK_RATE = "sink_rate_0_8"  # ε=0.3 saturates on modern models (DESIGN.md); 0.8 spreads them out
 DEPENDENCE = ("bos_dependence", "knockout_dependence")
@@ -69,7 +70,7 @@ def dependence_plots(submissions, style, names) -> list[Plot]:
         placed = []
         for s, x, y in points:
             colour, marker = style[s.family]
-            no_bos = name == "bos_dependence" and not s.record["model"]["adds_bos"]
+            no_bos = s.record["summary"][name]["by_construction"]
             hover = f"{_identity(s)}: {x_column.title} {x:.3f}, {column.title} {y:.3f}"
             if no_bos:
                 hover += " (0 by construction: the tokenizer adds no <bos>)"
@@ -89,16 +90,14 @@ def _end_labels(chart: svg.Chart, series) -> None:
 
 
 def prefix_points(record: dict) -> list[tuple[int, float]]:
-    """(prefix tokens, suite score) for every plain `<bos>`-kept condition of the record, by prefix."""
+    """(prefix tokens, suite score) of the baseline and every stress-prefix condition, by prefix length."""
     tasks = accuracy_tasks(record)
     points = []
-    for condition in record["conditions"]:
-        spec = condition["spec"]
-        if spec["bos"] == "keep" and spec["window"] is None and spec["knockout"] is None:
-            try:
-                points.append((spec["prefix"], suite_score(condition, tasks)))
-            except Missing:
-                continue
+    for condition in conditions_of(record, BASELINE) + conditions_of(record, PREFIX):
+        try:
+            points.append((condition["spec"]["prefix_length"], suite_score(condition, tasks)))
+        except Missing:
+            continue
     return sorted(points)
 
 

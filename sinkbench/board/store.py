@@ -9,15 +9,14 @@ safe path components or it is refused, and nothing is written until every check 
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from sinkbench.errors import SinkbenchError
+from sinkbench.files import field_path, write_bytes_atomic
 from sinkbench.record.format import dumps, read_record
 
 DEFAULT_BOARD = Path("leaderboard")
@@ -95,13 +94,6 @@ def read_untrusted(path: Path) -> dict:
         raise SinkbenchError(f"{path}: JSON nested too deeply to be a record") from None
 
 
-def _field(parts: list) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(record)"
-
-
 def string_problems(record) -> list[str]:
     """Strings (keys too) longer than MAX_STRING or holding control characters or lone surrogates."""
     found, stack = [], [([], record)]
@@ -116,7 +108,7 @@ def string_problems(record) -> list[str]:
         elif isinstance(value, str):
             texts = [(parts, value, False)]
         for where, text, is_key in texts:
-            label = _field(where) + (f" key {quote(text)}" if is_key else "")
+            label = field_path(where) + (f" key {quote(text)}" if is_key else "")
             if len(text) > MAX_STRING:
                 found.append(f"{label}: {len(text)} characters, more than the {MAX_STRING} a string may have")
             bad = next((c for c in text if c not in ALLOWED_CONTROLS and unicodedata.category(c) in ("Cc", "Cs")), None)
@@ -257,16 +249,7 @@ def write_output(path: Path, text: str) -> bool:
     path = Path(path)
     if path.is_file() and path.read_bytes() == data:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a board is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_bytes_atomic(data, path, mode=0o644)  # a board is meant to be read
     return True
 
 

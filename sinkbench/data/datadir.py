@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sinkbench.errors import SinkbenchError
+from sinkbench.files import sha256_file
 
 ENV_VAR = "SINKBENCH_DATA_DIR"
 
@@ -59,11 +60,8 @@ def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 @lru_cache(maxsize=64)
 def _sha256(path: Path, size: int, mtime: float) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256_file, once per file version (size and mtime key the cache)."""
+    return sha256_file(path)
 
 
 def data_file(relative: str, data_dir: str | os.PathLike | None = None) -> Path:
@@ -100,7 +98,9 @@ def book_text(relative: str = LONG_TEXT, data_dir: str | None = None) -> str:
 
 
 @dataclass(frozen=True)
-class StressPrefix:
+class StressTokens:
+    """The stress prefix: distractor tokens of a fixed passage, in one model's tokenizer."""
+
     token_ids: tuple[int, ...]
     source: str  # data file it was cut from
     source_sha256: str
@@ -121,7 +121,7 @@ class StressPrefix:
 PREFIX_CHAR_OFFSET = 20_000
 
 
-def stress_prefix(tokenizer, n_tokens: int, data_dir: str | None = None, relative: str = LONG_TEXT) -> StressPrefix:
+def stress_prefix(tokenizer, n_tokens: int, data_dir: str | None = None, relative: str = LONG_TEXT) -> StressTokens:
     """The first n_tokens tokens (in this tokenizer) of a fixed passage of a public-domain novel."""
     text = book_text(relative, None if data_dir is None else str(data_dir))
     budget = max(8 * n_tokens, 1000)  # characters: English averages ~4 per token
@@ -130,4 +130,4 @@ def stress_prefix(tokenizer, n_tokens: int, data_dir: str | None = None, relativ
     if len(ids) < n_tokens:
         raise SinkbenchError(f"stress prefix: {relative} yields only {len(ids)} tokens, {n_tokens} asked")
     digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()
-    return StressPrefix(tuple(ids), relative, KNOWN_FILES[relative], PREFIX_CHAR_OFFSET, digest)
+    return StressTokens(tuple(ids), relative, KNOWN_FILES[relative], PREFIX_CHAR_OFFSET, digest)

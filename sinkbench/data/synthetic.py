@@ -1,7 +1,8 @@
 """Synthetic long-context retrieval tasks, generated deterministically from a seed.
 
-Lengths are measured in the evaluated model's tokens: give the model spec as the
-`tokenizer` metadata (`--metadata '{"tokenizer": "smollm2-135m"}'`; `sinkbench run` does it).
+Lengths are measured in the evaluated model's tokens: the task's loader (tasks/longcontext/utils.py)
+loads the tokenizer named by the `tokenizer` metadata (`--metadata '{"tokenizer": "smollm2-135m"}'`;
+`sinkbench run` does it) and hands it to `dataset()`.
 Each document's prompt plus answer comes within one filler sentence (or one key-value pair)
 of the asked length, never over it. Retrieval is scored as a loglikelihood request whose
 `acc` is 1 when greedy decoding would produce the answer exactly.
@@ -10,7 +11,8 @@ of the asked length, never over it. Retrieval is scored as a loglikelihood reque
 from __future__ import annotations
 
 import random
-from functools import lru_cache
+
+from datasets import Dataset, DatasetDict
 
 from sinkbench.errors import SinkbenchError
 
@@ -26,13 +28,6 @@ FILLER = [
     "Boats rest on the sand while the tide is out.",
 ]
 DEFAULT_LENGTHS = (1024,)
-
-
-@lru_cache(maxsize=4)
-def _tokenizer(spec: str):
-    from sinkbench.measure.models import load_tokenizer
-
-    return load_tokenizer(spec)
 
 
 def count_tokens(tokenizer, text: str) -> int:
@@ -100,25 +95,21 @@ def generate(kind: str, tokenizer, lengths, n_per_length: int, seed: int) -> lis
     return docs
 
 
-def _dataset(kind, tokenizer=None, max_seq_lengths=DEFAULT_LENGTHS, n_per_length=10, seed=0, max_docs=None,
-             pretrained=None, **_):
-    from datasets import Dataset, DatasetDict
-
+def model_spec(kind: str, tokenizer=None, pretrained=None, **_) -> str:
+    """The model whose tokens measure lengths, from the task's metadata."""
     # lm-eval merges --model_args into task metadata, so `pretrained` names the evaluated model.
-    tokenizer = tokenizer or (pretrained if isinstance(pretrained, str) else None)
-    if not tokenizer:
+    spec = tokenizer or (pretrained if isinstance(pretrained, str) else None)
+    if not spec:
         raise SinkbenchError(
             f"the {kind} task measures length in the evaluated model's tokens: pass "
             "--metadata '{\"tokenizer\": \"<model spec>\"}' (sinkbench run does this for you)"
         )
+    return str(spec)
+
+
+def dataset(kind: str, length_tokenizer, max_seq_lengths=DEFAULT_LENGTHS, n_per_length=10, seed=0, max_docs=None,
+            **_) -> DatasetDict:
+    """The task's documents as lm-eval's custom_dataset returns them; lengths in `length_tokenizer`'s tokens."""
     lengths = [max_seq_lengths] if isinstance(max_seq_lengths, int) else list(max_seq_lengths)
-    docs = generate(kind, _tokenizer(str(tokenizer)), lengths, int(n_per_length), int(seed))
+    docs = generate(kind, length_tokenizer, lengths, int(n_per_length), int(seed))
     return DatasetDict({"test": Dataset.from_list(docs[: int(max_docs)] if max_docs else docs)})
-
-
-def passkey_dataset(**metadata):
-    return _dataset("passkey", **metadata)
-
-
-def kv_dataset(**metadata):
-    return _dataset("kv", **metadata)

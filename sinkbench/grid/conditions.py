@@ -1,16 +1,29 @@
-"""Conditions: small frozen values that change what the model sees (`<bos>`, stress prefix, window, knockout)."""
+"""Conditions: small frozen values that change what the model sees, and the role each plays in a grid.
+
+A condition is `<bos>` handling, a stress prefix (distractor tokens in front of every text), a
+StreamingLLM window with sink keys, or a first-token knockout. Its *role* says what a grid cell is
+for (the baseline, `<bos>` removed, the sink knocked out, ...): the summary columns and the board
+find conditions by role, never by re-reading their settings. Torch-free.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING
 
 from sinkbench.errors import SinkbenchError
 
-if TYPE_CHECKING:  # the board and `validate` read conditions without importing torch
-    from sinkbench.measure.attention import MaskEdit
-
 BOS_MODES = ("keep", "drop", "double", "replace")
+
+# The roles a condition plays in a suite's grid.
+BASELINE = "baseline"  # <bos> as the tokenizer does, nothing else
+BOS_DROP = "bos_drop"  # no <bos>
+BOS_DROP_PREFIX = "bos_drop_prefix"  # no <bos>, the longest stress prefix (does the prefix's first token take the sink role?)
+KNOCKOUT = "knockout"  # no query may attend to the first token, in every layer
+PREFIX = "prefix"  # a stress prefix of some length (the sweep: one condition per length)
+WINDOW_ONLY = "window_only"  # StreamingLLM window attention, no sink keys
+WINDOW_SINKS = "window_sinks"  # the same window plus the first k keys
+CUSTOM = "custom"  # anything else a user's own grid asks for
+ROLES = (BASELINE, BOS_DROP, BOS_DROP_PREFIX, KNOCKOUT, PREFIX, WINDOW_ONLY, WINDOW_SINKS, CUSTOM)
 
 
 @dataclass(frozen=True)
@@ -19,16 +32,16 @@ class Condition:
 
     bos: keep (as the tokenizer does by default), drop (never a <bos>), double (<bos><bos>),
          replace (one other token, `replace_token`, where <bos> would be).
-    prefix: tokens of unrelated natural text placed after the head and before every example.
-    window, sinks: each query sees only the last `window` keys plus the first `sinks` keys.
-    knockout: layers ("all", "3", "0-3", "0+2+5") in which no query may attend to key 0.
+    prefix_length: tokens of unrelated natural text placed after the head and before every text.
+    window, sink_keys: each query sees only the last `window` keys plus the first `sink_keys` keys.
+    knockout: layers ("all", "3", "0-3", "0+2+5") in which no query but the first may attend to key 0.
     """
 
     bos: str = "keep"
     replace_token: str | None = None
-    prefix: int = 0
+    prefix_length: int = 0
     window: int | None = None
-    sinks: int = 0
+    sink_keys: int = 0
     knockout: str | None = None
 
     def __post_init__(self):
@@ -36,81 +49,74 @@ class Condition:
             raise SinkbenchError(f"bos must be one of keep, drop, double, replace:<token>; got '{self.bos}'")
         if (self.bos == "replace") != (self.replace_token is not None):
             raise SinkbenchError("bos=replace needs a token: bos=replace:<token or id>")
-        if self.prefix < 0:
-            raise SinkbenchError(f"prefix must be >= 0 tokens, got {self.prefix}")
+        if self.prefix_length < 0:
+            raise SinkbenchError(f"prefix must be >= 0 tokens, got {self.prefix_length}")
         if self.window is not None and self.window < 1:
             raise SinkbenchError(f"window must be >= 1 key, got {self.window}")
-        if self.sinks < 0 or (self.sinks and self.window is None):
+        if self.sink_keys < 0 or (self.sink_keys and self.window is None):
             raise SinkbenchError("sinks=<k> needs window=<W> and k >= 0")
         if self.knockout is not None and self.knockout != "all":
             knockout_layers(self.knockout, n_layers=10**6)  # syntax check only
 
     @classmethod
-    def from_args(cls, **args) -> "Condition":
-        """Build from lm-eval style model args: bos="replace:<eos>", prefix="512", window=..., ..."""
-        known = {f.name for f in fields(cls)} - {"replace_token"}
-        unknown = set(args) - known
-        if unknown:
-            raise SinkbenchError(f"unknown condition argument(s): {', '.join(sorted(unknown))}")
-        values = {k: v for k, v in args.items() if v is not None}
-        bos = str(values.pop("bos", "keep"))
+    def from_args(cls, bos=None, prefix=None, window=None, sinks=None, knockout=None) -> "Condition":
+        """From lm-eval style model args (strings or numbers): bos="replace:<eos>", prefix="512", window, sinks, knockout."""
+        values: dict = {}
+        bos = "keep" if bos is None else str(bos)
         if bos.startswith("replace:"):
             bos, values["replace_token"] = "replace", bos.split(":", 1)[1]
-        for name in ("prefix", "window", "sinks"):
-            if name in values:
-                values[name] = _as_int(name, values[name])
-        if "knockout" in values:
-            values["knockout"] = str(values["knockout"])
+        if prefix is not None:
+            values["prefix_length"] = _as_int("prefix", prefix)
+        if window is not None:
+            values["window"] = _as_int("window", window)
+        if sinks is not None:
+            values["sink_keys"] = _as_int("sinks", sinks)
+        if knockout is not None:
+            values["knockout"] = str(knockout)
         return cls(bos=bos, **values)
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> "Condition":
+        known = {f.name for f in fields(cls)}
+        unknown = set(spec) - known
+        if unknown:
+            raise SinkbenchError(f"unknown condition field(s): {', '.join(sorted(unknown))}")
+        return cls(**spec)
 
     @property
     def name(self) -> str:
-        """Canonical short name, e.g. "bos=drop,prefix=512"; stable across runs."""
+        """Canonical short name, in model-arg words, e.g. "bos=drop,prefix=512"; stable across runs."""
         parts = [f"bos={self.bos}" + (f":{self.replace_token}" if self.replace_token else "")]
-        if self.prefix:
-            parts.append(f"prefix={self.prefix}")
+        if self.prefix_length:
+            parts.append(f"prefix={self.prefix_length}")
         if self.window is not None:
-            parts.append(f"window={self.window},sinks={self.sinks}")
+            parts.append(f"window={self.window},sinks={self.sink_keys}")
         if self.knockout is not None:
             parts.append(f"knockout={self.knockout}")
         return ",".join(parts)
 
+    @property
+    def slug(self) -> str:
+        """The name as a file-name part: cond-bos-drop_prefix-512."""
+        table = str.maketrans({"=": "-", ",": "_", ":": "-", "<": None, ">": None, "/": "-"})
+        return "cond-" + self.name.translate(table)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def mask_edit(self, n_layers: int) -> "MaskEdit | None":
-        from sinkbench.measure.attention import MaskEdit
 
-        if self.window is None and self.knockout is None:
-            return None
-        layers = knockout_layers(self.knockout, n_layers) if self.knockout else frozenset()
-        return MaskEdit(window=self.window, sinks=self.sinks, knockout_layers=layers)
-
-    def head_tokens(self, tokenizer, adds_bos: bool) -> list[int]:
-        """Token ids that start every sequence under this condition, before prefix and text."""
-        bos = tokenizer.bos_token_id
-        if self.bos == "keep":
-            return [bos] if adds_bos else []
-        if self.bos == "drop":
-            return []
-        if self.bos == "double":
-            if bos is None:
-                raise SinkbenchError("bos=double: this tokenizer has no <bos> token")
-            return [bos, bos]
-        return [resolve_token(tokenizer, self.replace_token)]
-
-
-def resolve_token(tokenizer, token: str) -> int:
-    """A token given as an id ("128") or as a vocabulary entry ("<eos>", "\\n" as written in the vocab)."""
-    if token.isdigit():
-        token_id = int(token)
-        if token_id >= len(tokenizer):
-            raise SinkbenchError(f"token id {token_id} is outside the vocabulary (size {len(tokenizer)})")
-        return token_id
-    token_id = tokenizer.convert_tokens_to_ids(token)
-    if token_id is None or token_id == tokenizer.unk_token_id and token != tokenizer.unk_token:
-        raise SinkbenchError(f"'{token}' is not a single token of this tokenizer; give a vocabulary entry or an id")
-    return token_id
+def role_of(condition: Condition) -> str:
+    """The role of a condition in a user's own grid (a suite's grid names its roles itself)."""
+    plain = condition.window is None and condition.knockout is None
+    if condition.bos == "keep" and plain:
+        return PREFIX if condition.prefix_length else BASELINE
+    if condition.bos == "drop" and plain:
+        return BOS_DROP_PREFIX if condition.prefix_length else BOS_DROP
+    if condition.bos == "keep" and not condition.prefix_length and condition.window is None and condition.knockout == "all":
+        return KNOCKOUT
+    if condition.bos == "keep" and not condition.prefix_length and condition.window is not None and condition.knockout is None:
+        return WINDOW_SINKS if condition.sink_keys else WINDOW_ONLY
+    return CUSTOM
 
 
 def knockout_layers(spec: str, n_layers: int) -> frozenset[int]:
@@ -131,25 +137,9 @@ def knockout_layers(spec: str, n_layers: int) -> frozenset[int]:
     return frozenset(layers)
 
 
-def check_sequence_start(ids: list[int], head: list[int], prefix: list[int], condition: Condition, bos_id) -> None:
-    """Raise if a sequence about to enter the model does not start as the condition says.
-
-    This is the guard against lm-eval's own <bos> handling (a <bos> prefix token under
-    add_bos_token=False, a doubled <bos> in rolling windows, <bos> lost to left truncation).
-    """
-    start = head + prefix
-    if ids[: len(start)] != start:
-        raise SinkbenchError(
-            f"condition {condition.name}: sequence starts with {ids[:len(start) + 1]}, expected {start} first"
-        )
-    after = ids[len(head) : len(head) + 1]
-    if bos_id is not None and condition.bos != "double" and after == [bos_id]:
-        raise SinkbenchError(f"condition {condition.name}: a second <bos> follows the head {head}")
-    if condition.bos == "drop" and ids[:1] == [bos_id]:
-        raise SinkbenchError(f"condition {condition.name}: sequence starts with <bos> although bos=drop")
-
-
 def _as_int(name: str, value) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise SinkbenchError(f"{name} must be a whole number, got '{value}'")
     try:
         return int(value)
     except (TypeError, ValueError):

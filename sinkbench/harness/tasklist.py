@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from sinkbench.errors import SinkbenchError
+
 WIDTH = 100  # wrap group member lists here
 DESCRIPTION_CHARS = 100  # a description longer than this is cut at a clause, else a word
 DATA_KEYS = ("custom_dataset", "dataset_path", "dataset_name", "dataset_kwargs")  # what a variant must keep to inherit
@@ -235,3 +237,15 @@ def describe_tasks(tasks_dir: Path) -> str:
         about = "; ".join(x for x in (task.description, task.docs) if x)
         lines.append(f"  {task.name:<{name_width}}  {task.output_type:<{type_width}}  {task.version:<5} {about}".rstrip())
     return "\n".join(lines) + "\n"
+
+
+def default_tasks_dir() -> Path:
+    """tasks/ of a source checkout, or the copy installed as the sinkbench_tasks package."""
+    checkout = Path(__file__).resolve().parents[2] / "tasks"
+    if (checkout / "groups" / "sinkbench_quick.yaml").is_file():  # not another package's tasks/
+        return checkout
+    try:
+        import sinkbench_tasks  # an installed wheel's copy: looked for only without a checkout
+    except ImportError:
+        raise SinkbenchError("cannot find the sinkbench task configs; pass --include-path") from None
+    return Path(sinkbench_tasks.__file__).parent

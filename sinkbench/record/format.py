@@ -1,9 +1,7 @@
 """The record: one JSON document per (model, revision, suite), the only thing the board reads.
 
-Built from what `sinkbench run` saved per condition and for the profile (plain dicts), so this
-module needs no torch. Written atomically with a schema check; read back with NaN/Infinity
-refused. The layout is `schema/record.schema.json`; the checks no schema can say live in
-sinkbench.validate.
+The bottom of the record layer: the schema, the canonical text, strict reading. Building a record
+(sinkbench.record.build) and checking one (sinkbench.record.validate) sit on top of it. No torch.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from sinkbench.record.columns import compute_summary
 from sinkbench.errors import SinkbenchError
 
 SCHEMA_VERSION = "1.0"
@@ -76,37 +73,3 @@ def read_record(path: Path) -> dict:
 def dumps(record: dict) -> str:
     """Canonical text: sorted keys, two-space indent, no NaN; the same record gives the same bytes."""
     return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def task_entry(spec, higher_is_better: dict) -> dict:
-    return {"kind": spec.kind, "primary_metric": spec.primary_metric,
-            "higher_is_better": {k: bool(v) for k, v in sorted(higher_is_better.items())}}
-
-
-def build_record(*, model: dict, provenance: dict, tasks: dict, profile: dict, conditions: list[dict],
-                 missing: list[str]) -> dict:
-    """Assemble a record and fill its summary columns from its own numbers."""
-    record = finite({
-        "schema_version": SCHEMA_VERSION,
-        "status": "partial" if missing else "complete",
-        "missing": list(missing),
-        "model": model,
-        "provenance": provenance,
-        "tasks": tasks,
-        "profile": profile,
-        "conditions": conditions,
-        "summary": {},
-    })
-    record["summary"] = compute_summary(record)
-    return record
-
-
-def write_record(record: dict, path: Path) -> None:
-    """Validate, then write atomically. An invalid record is an error, never a file."""
-    from sinkbench.files import write_text_atomic
-    from sinkbench.record.validate import problems
-
-    found = problems(record)
-    if found:
-        raise SinkbenchError(f"refusing to write an invalid record: {found[0]}")
-    write_text_atomic(dumps(record), path)

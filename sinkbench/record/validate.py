@@ -8,28 +8,22 @@ from __future__ import annotations
 
 import math
 
-from sinkbench.record.columns import COLUMNS, compute_summary
-from sinkbench.grid.conditions import Condition
+from jsonschema import Draft202012Validator
+
 from sinkbench.errors import SinkbenchError
+from sinkbench.files import field_path
+from sinkbench.grid.conditions import Condition, role_of
+from sinkbench.grid.suite import SUITES
+from sinkbench.record.columns import COLUMNS, compute_summary
+from sinkbench.record.format import schema
 
 TOLERANCE = 1e-6
 
 
-def _path(parts) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(record)"
-
-
 def schema_problems(record: dict) -> list[str]:
-    from jsonschema import Draft202012Validator
-
-    from sinkbench.record.format import schema
-
     validator = Draft202012Validator(schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(record), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    return [f"{_path(e.absolute_path)}: {_short(e.message)}" for e in errors]
+    return [f"{field_path(e.absolute_path)}: {_short(e.message)}" for e in errors]
 
 
 def _short(message: str, limit: int = 200) -> str:
@@ -48,7 +42,7 @@ def _mean(values) -> float:
     return sum(values) / len(values)
 
 
-def _check_metric(where: str, metric: str, entry: dict, higher_is_better: bool | None) -> list[str]:
+def _check_metric(where: str, metric: str, entry: dict) -> list[str]:
     found = []
     value = entry["value"]
     if value is None or entry["stderr"] is None:
@@ -68,8 +62,8 @@ def _check_conditions(record: dict) -> list[str]:
     for index, condition in enumerate(record["conditions"]):
         where = f"conditions[{index}]"
         try:
-            expected = Condition(**condition["spec"]).name
-        except (SinkbenchError, TypeError) as err:
+            expected = Condition.from_dict(condition["spec"]).name
+        except SinkbenchError as err:
             found.append(f"{where}.spec: {err}")
             continue
         if condition["name"] != expected:
@@ -85,9 +79,8 @@ def _check_conditions(record: dict) -> list[str]:
                 if task not in condition["tasks"]:
                     found.append(f"{where}.{part}.{task}: not one of this condition's tasks")
         for task, metrics in condition["scores"].items():
-            higher = record["tasks"].get(task, {}).get("higher_is_better", {})
             for metric, entry in metrics.items():
-                found += _check_metric(f"{where}.scores.{task}.{metric}", metric, entry, higher.get(metric))
+                found += _check_metric(f"{where}.scores.{task}.{metric}", metric, entry)
         for task, link in condition["link"].items():
             found += _check_link(f"{where}.link.{task}", link, condition["scores"].get(task, {}))
         twin = condition["identical_to"]
@@ -155,8 +148,6 @@ def _check_status(record: dict) -> list[str]:
         found.append("status: 'partial' exactly when missing lists a reason")
     suite = record["provenance"]["suite"]
     if record["status"] == "complete" and not suite["custom_grid"]:
-        from sinkbench.grid.suite import SUITES
-
         known = SUITES.get(suite["name"])
         if known is not None and known.version == suite["version"]:
             have = {c["name"]: set(c["tasks"]) for c in record["conditions"]}

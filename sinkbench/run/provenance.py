@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 import sinkbench
+from sinkbench.data.datadir import KNOWN_FILES, LONG_TEXT, PREFIX_CHAR_OFFSET
+from sinkbench.harness.scoring import DEFAULT_MAX_BATCH_TOKENS
 
 
 def provenance(config, suite, hashes: dict[str, str], documents: list[dict], data_dir) -> dict:
     """Versions, device, date, seed, command, limit, suite, task config hashes and data checksums."""
-    from sinkbench.data.datadir import KNOWN_FILES, PREFIX_CHAR_OFFSET, LONG_TEXT
-
-    used_prefix = data_dir is not None and any(d["spec"]["prefix"] for d in documents)
+    used_prefix = data_dir is not None and any(d["spec"]["prefix_length"] for d in documents)
     return {
         "sinkbench_version": sinkbench.__version__,
         "lm_eval_version": md.version("lm_eval"),
@@ -28,6 +28,7 @@ def provenance(config, suite, hashes: dict[str, str], documents: list[dict], dat
         "command": list(config.command) or ["sinkbench", "run", "--model", config.model],
         "limit": config.limit,
         "batch_size": config.batch_size,
+        "max_batch_tokens": config.max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS,
         "suite": {"name": suite.name, "version": suite.version, "custom_grid": config.cells is not None},
         "task_hashes": hashes,
         "data_files": dict(sorted(KNOWN_FILES.items())) if data_dir is not None else {},

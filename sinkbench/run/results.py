@@ -1,7 +1,7 @@
 """One condition's results as sinkbench keeps them: lm-eval's scores, the sink metrics and the link.
 
-`condition_document()` turns what lm-eval returned (and the backend's ledger of per-request sink
-statistics) into the document `sinkbench run` saves per condition; `record_entry()` picks the
+`condition_document()` turns what lm-eval returned (and the backend's statistics of the same
+passes) into the document `sinkbench run` saves per condition; `record_entry()` picks the
 record's part of it. Metric keys like "acc,none" are taken apart here, once.
 """
 
@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 
+from sinkbench.grid.suite import GridCell
+from sinkbench.harness.backend import ConditionStatistics
 from sinkbench.record.link import sink_correctness_link
 
 FORMAT = "sinkbench.condition/1"
 LM_EVAL_KEYS = ("results", "n-samples", "higher_is_better", "versions", "n-shot", "config")
-RECORD_KEYS = ("name", "spec", "tasks", "identical_to", "scores", "sinks", "first_tokens", "tokens_processed",
+RECORD_KEYS = ("name", "role", "spec", "tasks", "identical_to", "scores", "sinks", "first_tokens", "tokens_processed",
                "truncated_requests", "wall_time_s", "link")
 
 
@@ -47,53 +49,60 @@ def per_document_correct(samples: list[dict], metric: str) -> dict[int, float]:
 def per_document_alpha(entries: dict, task: str) -> dict[int, float]:
     """Mean over a document's requests of their mean attention to the first token."""
     sums: dict[int, list[float]] = {}
-    for key, sinks in entries.items():
+    for key, stats in entries.items():
         if key[0] == task:
-            sums.setdefault(int(key[1]), []).append(float(sinks.alpha.float().mean()))
+            sums.setdefault(int(key[1]), []).append(float(stats.alpha.float().mean()))
     return {doc: sum(values) / len(values) for doc, values in sums.items()}
 
 
-def condition_document(*, condition, tasks, result: dict, lm, primary: dict[str, str], wall_time_s: float,
-                       seed: int) -> dict:
+def first_tokens(counts, tokenizer, top: int = 16) -> list[dict]:
+    """The most frequent first tokens, most frequent first, ties by id (the same counts always read the same)."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return [{"id": int(tid), "token": tokenizer.decode([tid])[:64], "count": int(count)} for tid, count in ranked]
+
+
+def condition_document(*, cell: GridCell, result: dict, statistics: ConditionStatistics, primary: dict[str, str],
+                       wall_time_s: float, seed: int) -> dict:
     """The saved form of one computed condition. `primary` maps accuracy tasks to their 0/1 metric."""
     results = result.get("results") or {}
     n_samples = result.get("n-samples") or {}
-    entries = lm.ledger.entries
+    entries = statistics.ledger.entries
     link = {}
     for task, metric in primary.items():
         samples = (result.get("samples") or {}).get(task)
         if samples:
             link[task] = {"metric": metric, **sink_correctness_link(
                 per_document_correct(samples, metric), per_document_alpha(entries, task), seed=seed)}
-    tokenizer = lm.tokenizer
+    tokenizer = statistics.tokenizer
     return {
         "format": FORMAT,
-        "name": condition.name,
-        "spec": condition.to_dict(),
-        "tasks": list(tasks),
+        "name": cell.condition.name,
+        "role": cell.role,
+        "spec": cell.condition.to_dict(),
+        "tasks": list(cell.tasks),
         "identical_to": None,
         "scores": {task: task_scores(results[task], n_samples.get(task, {}).get("effective", 0))
-                   for task in tasks if task in results},
-        "sinks": lm.ledger.summary(),
-        "first_tokens": [{"id": int(tid), "token": tokenizer.decode([tid])[:64], "count": int(count)}
-                         for tid, count in lm.ledger.first_tokens.most_common(16)],
-        "tokens_processed": int(sum(sinks.n_tokens for sinks in entries.values())),
-        "truncated_requests": int(lm.truncated_requests),
+                   for task in cell.tasks if task in results},
+        "sinks": statistics.ledger.summary(),
+        "first_tokens": first_tokens(statistics.ledger.first_tokens, tokenizer),
+        "tokens_processed": statistics.tokens_processed,
+        "truncated_requests": statistics.counts.truncated,
         "wall_time_s": round(wall_time_s, 1),
         "link": link,
-        "model": lm.identity.to_dict(),
+        "model": statistics.identity.to_dict(),
         "lm_eval": {key: result.get(key) for key in LM_EVAL_KEYS},
     }
 
 
-def identical_document(condition, tasks, twin: dict) -> dict:
+def identical_document(cell: GridCell, twin: dict) -> dict:
     """A condition that sees exactly the token sequences of `twin`: its numbers, computed once."""
-    keep = set(tasks)
+    keep = set(cell.tasks)
     return {
         "format": FORMAT,
-        "name": condition.name,
-        "spec": condition.to_dict(),
-        "tasks": list(tasks),
+        "name": cell.condition.name,
+        "role": cell.role,
+        "spec": cell.condition.to_dict(),
+        "tasks": list(cell.tasks),
         "identical_to": twin["name"],
         **{part: {t: v for t, v in twin[part].items() if t in keep} for part in ("scores", "sinks", "link")},
         "first_tokens": twin["first_tokens"],
