@@ -11,6 +11,7 @@ import argparse
 import datetime
 import os
 import sys
+import time
 from pathlib import Path
 
 from sinkbench.board.cli import add_commands
@@ -110,6 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         include_path=Path(args.include_path) if args.include_path else None, device=args.device, dtype=args.dtype,
         family=args.family, release_date=args.release_date, force=args.force, command=("sinkbench", *args.argv),
     )
+    started = time.time()
     try:
         path = run(config, verbose=args.verbose)
     except KeyboardInterrupt:
@@ -118,8 +120,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     if path is None:  # a rank other than 0 of a data-parallel run: rank 0 reports
         return 0
+    record = read_record(path)
     print()
-    print(render_record(read_record(path)))
+    print(render_record(record, record["provenance"]["model_load_s"], time.time() - started))
     print(f"\nrecord: {path} (lm-eval results and per-request sink metrics beside it)")
     return 0
 
@@ -196,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_positive("--batch-size"), default=None,
                      help="at most this many rows per forward pass (default: as many as --max-batch-tokens allows)")
     run.add_argument("--max-batch-tokens", type=_positive("--max-batch-tokens"), default=None,
-                     help="tokens per forward pass, padding included (default 4096; a longer row runs alone)")
+                     help="tokens per forward pass, padding included (default 1024 on a CPU, 16384 on a GPU; a longer row runs alone)")
     run.add_argument("--data-dir", default=None, help="benchmark data directory (default: $SINKBENCH_DATA_DIR, "
                      "else ../shared/data beside a checkout; without one, real tasks are skipped)")
     run.add_argument("--include-path", default=None, help="task configs folder (default: sinkbench's tasks)")

@@ -47,7 +47,7 @@ def tiny_config(arch: str):
     common = dict(vocab_size=VOCAB_SIZE, bos_token_id=2, eos_token_id=3, pad_token_id=0)
     llama_like = dict(
         hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, **common,
+        num_key_value_heads=2, max_position_embeddings=1024, **common,
     )
     if arch == "llama":
         return tf.LlamaConfig(**llama_like)
@@ -60,7 +60,7 @@ def tiny_config(arch: str):
             **llama_like, head_dim=16, sliding_window=8, layer_types=["sliding_attention", "full_attention"]
         )
     if arch == "gpt2":
-        return tf.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=512, **common)
+        return tf.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=1024, **common)
     if arch == "gpt_neox":
         return tf.GPTNeoXConfig(
             hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

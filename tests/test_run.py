@@ -154,7 +154,8 @@ def test_without_data_the_real_tasks_are_skipped_and_the_record_is_partial(tiny_
     monkeypatch.delenv(data.ENV_VAR, raising=False)
     monkeypatch.setattr(runner, "resolve_data_dir", no_data)
     suite = get_suite("quick")
-    cells = custom_grid(suite, ["sinkbench_passkey_quick", "sinkbench_copa"], ["keep"], [0, 1024], None, None, None)
+    cells = custom_grid(suite, ["sinkbench_passkey_quick_512", "sinkbench_passkey_quick_1024", "sinkbench_copa"], ["keep"],
+                        [0, 1024], None, None, None)
     messages = []
     path = run(RunConfig(model=str(tiny_model_dir), out=tmp_path / "out", cells=cells, limit=2, batch_size=2),
                log=messages.append)
@@ -162,7 +163,11 @@ def test_without_data_the_real_tasks_are_skipped_and_the_record_is_partial(tiny_
     assert problems(record) == []
     assert record["status"] == "partial"
     assert [c["name"] for c in record["conditions"]] == ["bos=keep"]
-    assert list(record["conditions"][0]["scores"]) == ["sinkbench_passkey_quick"]
+    keep = record["conditions"][0]
+    assert list(keep["scores"]) == ["sinkbench_passkey_quick_512"]
+    # the tiny model's context is 1024 tokens: a 1024-token document after <bos> does not fit, and is never truncated
+    assert keep["skipped"] == {"sinkbench_passkey_quick_1024": "beyond the model's context: a 1024-token document in 1024 tokens"}
+    assert keep["truncated_requests"] == 0
     assert "no data directory" in record["missing"][0] and "sinkbench_copa" in record["missing"][1]
     assert record["profile"]["text_source"].startswith("generated")
     assert any(m.startswith("note: no data directory") for m in messages)
@@ -172,7 +177,8 @@ def test_custom_grids():
     suite = get_suite("quick")
     assert custom_grid(suite, None, None, None, None, None, None) is None
     only = custom_grid(suite, ["sinkbench_book_ppl_quick"], None, None, None, None, None)
-    assert [c.condition.name for c in only] == [c.condition.name for c in suite.grid()]
+    assert [c.condition.name for c in only] == [c.condition.name for c in suite.grid() if "sinkbench_book_ppl_quick" in c.tasks]
+    assert {c.tasks for c in only} == {("sinkbench_book_ppl_quick",)}
     streaming = custom_grid(suite, ["sinkbench_book_ppl_quick"], None, None, 16, [0, 4], None)
     assert [c.condition.name for c in streaming] == ["bos=keep,window=16,sinks=0", "bos=keep,window=16,sinks=4"]
     grid = custom_grid(suite, None, ["keep", "drop"], [0, 64], None, None, None)
@@ -181,11 +187,25 @@ def test_custom_grids():
         custom_grid(suite, None, None, None, None, [4], None)
 
 
-def test_the_suite_grid_matches_the_issue():
-    names = [cell.condition.name for cell in get_suite("quick").grid()]
-    assert names == ["bos=keep", "bos=keep,prefix=1024", "bos=drop", "bos=drop,prefix=1024", "bos=keep,knockout=all",
-                     "bos=keep,window=256,sinks=0", "bos=keep,window=256,sinks=4"]
-    assert get_suite("quick").grid()[-1].tasks == ("sinkbench_book_ppl_quick",)
+@pytest.mark.parametrize("name", ["quick", "standard"])
+def test_each_suite_grid_holds_every_role_the_columns_read(name):
+    from sinkbench.grid.conditions import BOS_DROP_PREFIX, PREFIX, role_of
+
+    suite = get_suite(name)
+    grid = suite.grid()
+    assert {c.role for c in grid} >= {BASELINE, BOS_DROP, KNOCKOUT, PREFIX, BOS_DROP_PREFIX, WINDOW_ONLY, WINDOW_SINKS}
+    assert all(c.role == role_of(c.condition) for c in grid)  # the stored role is what the condition is
+    baseline = next(c for c in grid if c.role == BASELINE)
+    assert set(baseline.tasks) == {t.name for t in suite.tasks}  # the baseline runs everything once
+    sweep = [c for c in grid if c.role == PREFIX]
+    assert [c.condition.prefix_length for c in sweep] == sorted(suite.prefix_lengths)
+    sweep_tasks = {t.name for t in suite.tasks if t.sweep}
+    assert sweep_tasks and all(set(c.tasks) == sweep_tasks and c.limit == suite.sweep_limit for c in sweep)
+    dropped = next(c for c in grid if c.role == BOS_DROP_PREFIX)
+    assert dropped.condition.prefix_length == max(suite.prefix_lengths) and set(dropped.tasks) == sweep_tasks
+    assert all(c.tasks == (suite.long_text_task,) for c in grid if c.role in (WINDOW_ONLY, WINDOW_SINKS))
+    retrieval = [t for t in suite.tasks if t.kind == "retrieval"]
+    assert [t.retrieval[1] for t in retrieval if t.retrieval[0] == "passkey"][0] == 512  # the curve starts at 512
 
 
 def test_the_suites_match_the_lm_eval_groups():
@@ -196,6 +216,7 @@ def test_the_suites_match_the_lm_eval_groups():
     for name in ("quick", "standard"):
         group = yaml.safe_load((default_tasks_dir() / "groups" / f"sinkbench_{name}.yaml").read_text())
         assert set(group["task"]) == {t.name for t in get_suite(name).tasks}, name
+        assert str(group["metadata"]["version"]) == get_suite(name).version, name  # one version, not two
 
 
 def test_run_cli_errors_are_one_line(capsys, tmp_path):

@@ -19,18 +19,21 @@ DEFAULT_EPS = (0.3, 0.5, 0.8)
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    kind: str  # "accuracy" (counts in the suite score) or "perplexity" (the long-text task)
+    kind: str  # "accuracy" (counts in the suite score), "retrieval" (a length curve) or "perplexity" (the long text)
     primary_metric: str  # acc, or word_perplexity for the long-text task
     needs_data: bool  # reads the data directory (real tasks); synthetic tasks do not
+    sweep: bool = False  # also run at every stress-prefix length
+    retrieval: tuple[str, int] | None = None  # (family, length in tokens) of a retrieval task
 
 
 @dataclass(frozen=True)
 class GridCell:
-    """One condition of the grid, the role it plays there, and the tasks it runs."""
+    """One condition of the grid, the role it plays there, the tasks it runs, and how many documents of each."""
 
     condition: Condition
     tasks: tuple[str, ...]
     role: str
+    limit: int | None = None  # first documents of each task; None: all the task has
 
 
 @dataclass(frozen=True)
@@ -61,62 +64,89 @@ class ProfilePlan:
 
 @dataclass(frozen=True)
 class Suite:
+    """Tasks, the condition grid and the sink profile, versioned together.
+
+    The grid: the baseline on every task; the stress-prefix sweep (<bos> kept, each of
+    `prefix_lengths`) on the sweep tasks' first `sweep_limit` documents; <bos> dropped on the
+    accuracy tasks and the long text, and with the longest prefix on the sweep tasks; the
+    first-token knockout on the accuracy tasks and the long text; StreamingLLM's window with 0 and
+    `sink_keys` sink keys on the long text. Lengths a model cannot take are skipped at run time.
+    """
+
     name: str
     version: str
     tasks: tuple[TaskSpec, ...]
-    stress_prefix: int  # tokens of distractor text: the context-length stress
-    window: int  # StreamingLLM window (keys), run with 0 and `sink_keys` sink keys on the long-text task
+    prefix_lengths: tuple[int, ...]  # the stress-prefix sweep, tokens of distractor text
+    sweep_limit: int | None  # documents of each sweep task at every prefix length
+    window: int  # StreamingLLM window (keys)
     sink_keys: int
     profile: ProfilePlan
 
     def task(self, name: str) -> TaskSpec:
         return {t.name: t for t in self.tasks}[name]
 
+    def of_kind(self, kind: str) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tasks if t.kind == kind)
+
     @property
     def long_text_task(self) -> str:
-        return next(t.name for t in self.tasks if t.kind == "perplexity")
+        return self.of_kind("perplexity")[0]
 
     def grid(self) -> tuple[GridCell, ...]:
-        """bos keep/drop x prefix 0/P on every task; knockout=all; window W with 0 and k sinks on the long text."""
-        every = tuple(t.name for t in self.tasks)
-        roles = {("keep", False): BASELINE, ("keep", True): PREFIX, ("drop", False): BOS_DROP, ("drop", True): BOS_DROP_PREFIX}
-        cells = [
-            GridCell(Condition(bos=bos, prefix_length=prefix), every, roles[bos, bool(prefix)])
-            for bos in ("keep", "drop") for prefix in (0, self.stress_prefix)
-        ]
-        cells.append(GridCell(Condition(knockout="all"), every, KNOCKOUT))
+        accuracy, long_text = self.of_kind("accuracy"), self.of_kind("perplexity")
+        sweep = tuple(t.name for t in self.tasks if t.sweep)
+        longest = max(self.prefix_lengths)
+        cells = [GridCell(Condition(), accuracy + self.of_kind("retrieval") + long_text, BASELINE)]
+        cells += [GridCell(Condition(prefix_length=p), sweep, PREFIX, self.sweep_limit) for p in self.prefix_lengths]
+        cells.append(GridCell(Condition(bos="drop"), accuracy + long_text, BOS_DROP))
+        cells.append(GridCell(Condition(bos="drop", prefix_length=longest), sweep, BOS_DROP_PREFIX, self.sweep_limit))
+        cells.append(GridCell(Condition(knockout="all"), accuracy + long_text, KNOCKOUT))
         for sink_keys, role in ((0, WINDOW_ONLY), (self.sink_keys, WINDOW_SINKS)):
-            cells.append(GridCell(Condition(window=self.window, sink_keys=sink_keys), (self.long_text_task,), role))
+            cells.append(GridCell(Condition(window=self.window, sink_keys=sink_keys), long_text, role))
         return tuple(cells)
 
 
-def _tasks(real: list[str], synthetic: list[str], long_text: str) -> tuple[TaskSpec, ...]:
-    return (
-        *(TaskSpec(name, "accuracy", "acc", True) for name in real),
-        *(TaskSpec(name, "accuracy", "acc", False) for name in synthetic),
-        TaskSpec(long_text, "perplexity", "word_perplexity", True),
-    )
+def _accuracy(name: str, sweep: bool = False) -> TaskSpec:
+    return TaskSpec(name, "accuracy", "acc", True, sweep)
 
 
-QUICK_TASKS = _tasks(
-    ["sinkbench_lambada_quick", "sinkbench_piqa_quick", "sinkbench_arc_easy_quick", "sinkbench_copa"],
-    ["sinkbench_passkey_quick"], "sinkbench_book_ppl_quick",
+def _retrieval(family: str, length: int, name: str) -> TaskSpec:
+    return TaskSpec(name, "retrieval", "acc", False, retrieval=(family, length))
+
+
+def _long_text(name: str) -> TaskSpec:
+    return TaskSpec(name, "perplexity", "word_perplexity", True)
+
+
+# Sized by power (sinkbench.record.stats): about 2,100 accuracy documents make a change of 0.03 in
+# the suite score detectable; LAMBADA and ARC-Easy carry the stress sweep because a distractor
+# prefix moves them most for the least compute (SmolLM2 under prefix=1024: LAMBADA 0.34 -> 0.16,
+# ARC-Easy 0.49 -> 0.37, PIQA 0.65 -> 0.61, at 71 and 43 ms per document).
+QUICK_TASKS = (
+    _accuracy("sinkbench_lambada_quick", sweep=True), _accuracy("sinkbench_piqa_quick"),
+    _accuracy("sinkbench_arc_easy_quick", sweep=True),
+    *(_retrieval("passkey", length, f"sinkbench_passkey_quick_{length}") for length in (512, 1024, 2048, 4096)),
+    _long_text("sinkbench_book_ppl_quick"),
 )
-STANDARD_TASKS = _tasks(
-    ["sinkbench_lambada", "sinkbench_piqa", "sinkbench_arc_easy", "sinkbench_arc_challenge", "sinkbench_copa",
-     "sinkbench_winogrande", "sinkbench_openbookqa", "sinkbench_boolq"],
-    ["sinkbench_passkey", "sinkbench_kv_retrieval"], "sinkbench_book_ppl",
+STANDARD_LENGTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768)
+STANDARD_TASKS = (
+    *(_accuracy(name, sweep=True) for name in (
+        "sinkbench_lambada_standard", "sinkbench_piqa", "sinkbench_arc_easy_standard", "sinkbench_arc_challenge",
+        "sinkbench_copa", "sinkbench_winogrande", "sinkbench_openbookqa", "sinkbench_boolq_standard")),
+    *(_retrieval("passkey", length, f"sinkbench_passkey_{length}") for length in STANDARD_LENGTHS),
+    *(_retrieval("kv", length, f"sinkbench_kv_retrieval_{length}") for length in STANDARD_LENGTHS),
+    _long_text("sinkbench_book_ppl_standard"),
 )
 
 
 SUITES: dict[str, Suite] = {
-    # About 4 minutes on this project's 2-core CPU for SmolLM2-135M, load included (bos=drop is computed once there).
-    "quick": Suite("quick", "2.0", QUICK_TASKS,
-                   stress_prefix=1024, window=256, sink_keys=4, profile=ProfilePlan()),
-    # Every real task in full, retrieval from 1k to 32k tokens, four long passages.
-    "standard": Suite("standard", "2.0", STANDARD_TASKS,
-                      stress_prefix=1024, window=256, sink_keys=4,
-                      profile=ProfilePlan(sweep_texts=(100, 32, 8, 4))),
+    # About 9 minutes on this project's 2-core CPU for SmolLM2-135M, load included (bos=drop is computed once there).
+    "quick": Suite("quick", "3.0", QUICK_TASKS, prefix_lengths=(256, 1024, 4096), sweep_limit=150,
+                   window=256, sink_keys=4, profile=ProfilePlan()),
+    # Every real task (large ones sliced), retrieval doubling from 512 tokens to the model's context,
+    # the stress sweep doubling to the context on every task: under an hour for SmolLM2 here.
+    "standard": Suite("standard", "3.0", STANDARD_TASKS, prefix_lengths=(256, 512, 1024, 2048, 4096, 8192, 16384),
+                      sweep_limit=150, window=256, sink_keys=4, profile=ProfilePlan(sweep_texts=(100, 32, 8, 4))),
 }
 
 
@@ -134,11 +164,20 @@ def task_spec(suite: Suite, name: str, metrics=()) -> TaskSpec:
             return candidate.task(name)
     needs_data = not name.startswith(("sinkbench_passkey", "sinkbench_kv_retrieval"))
     names = {key.split(",")[0] for key in metrics}
+    if "acc" in names and not needs_data:
+        return TaskSpec(name, "retrieval", "acc", False, retrieval=_retrieval_of(name))
     if "acc" in names:
         return TaskSpec(name, "accuracy", "acc", needs_data)
     if "word_perplexity" in names:
         return TaskSpec(name, "perplexity", "word_perplexity", needs_data)
     return TaskSpec(name, "other", sorted(names)[0] if names else "none", needs_data)
+
+
+def _retrieval_of(name: str) -> tuple[str, int] | None:
+    """(family, length) of a synthetic retrieval task named like sinkbench_passkey_4096, else None."""
+    family = "kv" if name.startswith("sinkbench_kv_retrieval") else "passkey"
+    tail = name.rsplit("_", 1)[-1]
+    return (family, int(tail)) if tail.isdigit() else None
 
 
 def custom_grid(suite: Suite, tasks: list[str] | None, bos: list[str] | None, prefix: list[int] | None,
@@ -153,17 +192,17 @@ def custom_grid(suite: Suite, tasks: list[str] | None, bos: list[str] | None, pr
     if bos is None and prefix is None and window is None and knockout is None:
         if tasks is None:
             return None
-        cells = tuple(GridCell(c.condition, tuple(t for t in c.tasks if t in tasks), c.role) for c in suite.grid())
+        cells = tuple(GridCell(c.condition, tuple(t for t in c.tasks if t in tasks), c.role, c.limit) for c in suite.grid())
         chosen = tuple(c for c in cells if c.tasks)
-        extra = [t for t in tasks if t not in {name for c in chosen for name in c.tasks}]
-        if extra:  # tasks outside the suite run under the suite's first conditions
-            chosen = tuple(GridCell(c.condition, c.tasks + tuple(extra), c.role) for c in chosen) or tuple(
-                GridCell(c.condition, tuple(extra), c.role) for c in suite.grid()[:4])
+        extra = tuple(t for t in tasks if t not in {name for c in chosen for name in c.tasks})
+        if extra:  # tasks outside the suite run under the baseline and <bos> dropped
+            chosen = tuple(GridCell(c.condition, c.tasks + extra, c.role, c.limit) if c.role in (BASELINE, BOS_DROP) else c
+                           for c in chosen) or (GridCell(Condition(), extra, BASELINE), GridCell(Condition(bos="drop"), extra, BOS_DROP))
         return chosen
     every = tuple(tasks) if tasks else tuple(t.name for t in suite.tasks)
     attention_study = window is not None or knockout is not None
     bos = bos or (["keep"] if attention_study else ["keep", "drop"])
-    prefix = prefix if prefix is not None else ([0] if attention_study else [0, suite.stress_prefix])
+    prefix = prefix if prefix is not None else ([0] if attention_study else [0, max(suite.prefix_lengths)])
     sink_values = sinks if window is not None and sinks is not None else [0]
     cells = []
     for b in bos:

@@ -35,7 +35,7 @@ from sinkbench.errors import SinkbenchError
 from sinkbench.grid.conditions import Condition
 from sinkbench.grid.sequences import Sequences, head_tokens
 from sinkbench.harness.ledger import SinkLedger
-from sinkbench.harness.scoring import DEFAULT_MAX_BATCH_TOKENS, Batching, Request, ScoreCounts, Scorer, request_stats
+from sinkbench.harness.scoring import Batching, Request, ScoreCounts, Scorer, default_max_batch_tokens, request_stats
 from sinkbench.measure.attention import MaskEdit
 from sinkbench.measure.models import LoadedModel, ModelIdentity, load_model
 from sinkbench.measure.probe import SinkProbe
@@ -74,8 +74,10 @@ class BackendOptions:
         batch_size = args.pop("batch_size", None)
         max_tokens = args.pop("max_batch_tokens", None)
         share = args.pop("share_contexts", True)
-        batching = Batching(max_tokens=DEFAULT_MAX_BATCH_TOKENS if max_tokens is None else _positive("max_batch_tokens", max_tokens),
-                            max_rows=_rows(batch_size), share_contexts=_flag("share_contexts", share))
+        if max_tokens is None:
+            max_tokens = default_max_batch_tokens(args.get("device") or "cpu")
+        batching = Batching(max_tokens=_positive("max_batch_tokens", max_tokens), max_rows=_rows(batch_size),
+                            share_contexts=_flag("share_contexts", share))
         for name in LM_EVAL_EXTRAS:
             args.pop(name, None)
         known = {f.name for f in fields(cls)} - {"condition", "batching"}

@@ -29,20 +29,31 @@ from sinkbench.harness.ledger import RequestStats
 from sinkbench.measure.attention import PADDING, PackedRows, SharedPrefix, capture_prefix, packed_rows, shared_prefix
 from sinkbench.measure.probe import GroupStats, SinkProbe
 
-# Chosen by measurement on a 2-core CPU (bench/eval_speed.py --budgets): SmolLM2-135M scores
-# fastest per token from about 2k tokens a pass, and 4k holds a pass-key row of 4k tokens alone.
-DEFAULT_MAX_BATCH_TOKENS = 4096
+# Tokens per pass, chosen by measurement (bench/eval_speed.py --budgets) on this project's 2-core
+# CPU: SmolLM2-135M scores LAMBADA at 64 ms/doc with 1024 tokens a pass, 72 with 4096 and 75 with
+# 8192 (activations of a 1k-token pass stay in cache). A GPU wants far wider passes; 16384 there
+# is a starting point, not a measurement (no GPU was at hand).
+CPU_MAX_BATCH_TOKENS = 1024
+GPU_MAX_BATCH_TOKENS = 16384
+
+
+def default_max_batch_tokens(device) -> int:
+    return CPU_MAX_BATCH_TOKENS if str(device).startswith("cpu") else GPU_MAX_BATCH_TOKENS
 # Logits of the scored positions, float32: 256 MB a pass (a 262k vocabulary: ~250 positions).
 DEFAULT_MAX_LOGITS = 64 * 2**20
+# Rows are sorted longest first and a pass is as wide as its first row: without a cap, a pass
+# of short multiple-choice rows is a quarter padding (ARC-Easy at 4k tokens a pass: 24%).
+DEFAULT_MAX_PADDING = 0.1
 
 
 @dataclass(frozen=True)
 class Batching:
     """How rows are put into forward passes."""
 
-    max_tokens: int = DEFAULT_MAX_BATCH_TOKENS  # rows x longest row, padding included
+    max_tokens: int = CPU_MAX_BATCH_TOKENS  # rows x longest row, padding included
     max_rows: int | None = None  # a row cap (lm-eval's batch_size=N); None: the token budget alone
     max_logits: int = DEFAULT_MAX_LOGITS  # scored positions x vocabulary
+    max_padding: float = DEFAULT_MAX_PADDING  # a pass closes before its padding share would pass this
     share_contexts: bool = True  # pack the choices of a question behind one context pass
 
 
@@ -129,20 +140,23 @@ def plan_rows(requests: list[Request], sequences: Sequences, skip: int, share: b
 
 
 def plan_batches(rows: list[_Row], batching: Batching, vocab_size: int) -> list[list[_Row]]:
-    """Rows, longest first, cut into passes within the token, row and logit budgets (a row
-    longer than the token budget goes alone)."""
+    """Rows, longest first, cut into passes within the token, row, logit and padding budgets
+    (a row longer than the token budget goes alone)."""
     ordered = sorted(rows, key=lambda row: -len(row.inputs))
-    batches, current, scored = [], [], 0
+    batches, current, scored, real = [], [], 0, 0
     for row in ordered:
         width = len(current[0].inputs) if current else len(row.inputs)
-        fits = (len(current) + 1) * width <= batching.max_tokens
+        size = (len(current) + 1) * width
+        fits = size <= batching.max_tokens
         fits &= batching.max_rows is None or len(current) < batching.max_rows
         fits &= (scored + row.n_scored) * vocab_size <= batching.max_logits
+        fits &= 1 - (real + len(row.inputs)) / size <= batching.max_padding
         if current and not fits:
             batches.append(current)
-            current, scored = [], 0
+            current, scored, real = [], 0, 0
         current.append(row)
         scored += row.n_scored
+        real += len(row.inputs)
     if current:
         batches.append(current)
     return batches

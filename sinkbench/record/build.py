@@ -12,9 +12,15 @@ from sinkbench.record.format import SCHEMA_VERSION, dumps, finite
 from sinkbench.record.validate import problems
 
 
-def task_entry(spec: TaskSpec, higher_is_better: dict) -> dict:
+EMPTY_DOCUMENTS = {"ids": [], "hashes": [], "words": None, "bytes": None}
+
+
+def task_entry(spec: TaskSpec, higher_is_better: dict, documents: dict | None = None) -> dict:
+    """A task as the record describes it: kind, primary metric, directions, retrieval facts, its documents."""
+    retrieval = {"family": spec.retrieval[0], "length": spec.retrieval[1]} if spec.retrieval else None
     return {"kind": spec.kind, "primary_metric": spec.primary_metric,
-            "higher_is_better": {k: bool(v) for k, v in sorted(higher_is_better.items())}}
+            "higher_is_better": {k: bool(v) for k, v in sorted(higher_is_better.items())},
+            "retrieval": retrieval, "documents": documents or dict(EMPTY_DOCUMENTS)}
 
 
 def build_record(*, model: dict, provenance: dict, tasks: dict, profile: dict, conditions: list[dict],

@@ -1,22 +1,34 @@
-"""The summary columns of a record: one table of name, description, unit, direction and formula.
+"""The summary columns of a record: one table of name, description, unit, direction, formula and interval method.
 
 `sinkbench run` fills a record's `summary` from this table, `sinkbench validate` recomputes it
-from the record's own numbers, and the board reads names, descriptions and directions from it.
-Each column is a pure function of a record (a dict as loaded from JSON): no torch, no model.
+from the record's own per-document numbers, and the board reads names, descriptions, directions
+and intervals from it. Each column is a pure function of a record (a dict as loaded from JSON).
 
-A value is `{"value": float | None, "note": str | None}`: the note says why a value is missing,
-or flags how to read it (e.g. `<bos>` dependence is 0 by construction for a tokenizer that adds
-no `<bos>`).
+A summary entry is an estimate (sinkbench.record.stats: value, stderr, 95% interval, method, n,
+note) plus `mde` (the minimal detectable change at 80% power, where the column states one) and
+`by_construction` (the value is not a measurement: <bos> dependence when the tokenizer adds no
+<bos>; the board and the model-card export read this flag, nothing re-derives it).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sinkbench.grid.conditions import BASELINE, BOS_DROP, KNOCKOUT, PREFIX, WINDOW_ONLY, WINDOW_SINKS
+import numpy as np
+
+from sinkbench.grid.conditions import BASELINE, BOS_DROP, BOS_DROP_PREFIX, KNOCKOUT, PREFIX, WINDOW_ONLY, WINDOW_SINKS
+from sinkbench.record import stats
+from sinkbench.record.stats import with_replicates
+from sinkbench.record.views import (PERPLEXITY, Missing, accuracy_tasks, conditions_of, find_condition, outcome,
+                                    perplexity_documents, prefix_sweep, retrieval_curve, shared_tasks, tasks_of_kind,
+                                    word_perplexity)
 
 HIGHER, LOWER, NEUTRAL = "higher", "lower", "neutral"  # which way is better; neutral: descriptive
+MODEL, MACHINE = "model", "machine"  # what a column describes: the model, or the machine that ran the record
+EFFECTIVE_THRESHOLD = 0.9  # RULER-style: accuracy kept at >= 0.9 of the shortest length's
+RETRIEVAL_WORKS = 0.5  # below this at the shortest length, retrieval fails outright
 
 
 @dataclass(frozen=True)
@@ -27,77 +39,88 @@ class Column:
     unit: str
     direction: str  # HIGHER, LOWER or NEUTRAL
     formula: str  # how it is computed, in words a reader can check against the record
-    compute: Callable[[dict], tuple[float | None, str | None]]
+    compute: Callable[[dict, "Context"], dict]  # -> an estimate (stats.estimate), mde optional
+    kind: str = MODEL
 
 
-class Missing(Exception):
-    """A column cannot be computed from this record; the message is the reason."""
+class Context:
+    """What every column of one record shares: the record's seed, and one resampler of documents
+    and one of texts, so that paired columns read the same documents. bootstrap=False: values
+    (and analytic intervals) only, every bootstrap left undefined (what validate needs, fast)."""
+
+    def __init__(self, record: dict, bootstrap: bool = True):
+        self.record = record
+        seed = record["provenance"]["seed"]
+        resampler = stats.Resampler if bootstrap else stats.NoResampler
+        self.documents = resampler(stats.seed_for(seed, "documents"))
+        self.texts = resampler(stats.seed_for(seed, "texts"))
 
 
-# ---- finding conditions in a record -----------------------------------------------------
+# ---- scores of conditions, with their resamples -------------------------------------------
 
 
-def conditions_of(record: dict, role: str) -> list[dict]:
-    """The record's conditions that play `role` (sinkbench.grid.conditions), in the record's order."""
-    return [c for c in record["conditions"] if c["role"] == role]
-
-
-def find_condition(record: dict, role: str) -> dict:
-    """The condition playing `role`; of several (the prefix sweep), the one with the longest stress prefix."""
-    found = conditions_of(record, role)
-    if not found:
-        raise Missing(f"no {role.replace('_', ' ')} condition in the record")
-    return max(found, key=lambda c: c["spec"]["prefix_length"])
-
-
-def accuracy_tasks(record: dict) -> dict[str, str]:
-    """task -> primary metric, for the record's accuracy tasks."""
-    return {name: task["primary_metric"] for name, task in record["tasks"].items() if task["kind"] == "accuracy"}
-
-
-def score(condition: dict, task: str, metric: str) -> float:
-    entry = (condition["scores"].get(task) or {}).get(metric)
-    if entry is None or entry["value"] is None:
-        raise Missing(f"no {metric} for {task} under {condition['name']}")
-    return entry["value"]
-
-
-def suite_score(condition: dict, tasks: dict[str, str]) -> float:
-    """Mean primary metric over the accuracy tasks run under `condition`."""
-    values = [score(condition, task, metric) for task, metric in tasks.items() if task in condition["scores"]]
-    if not values:
+def suite_estimate(condition: dict, tasks: dict[str, str]) -> dict:
+    """Mean primary metric over `tasks`, stderr from the tasks' analytic stderrs."""
+    parts = []
+    for task, metric in tasks.items():
+        entry = (condition["scores"].get(task) or {}).get(metric)
+        if entry is None:
+            raise Missing(f"no {metric} for {task} under {condition['name']}")
+        parts.append(entry)
+    if not parts:
         raise Missing(f"no accuracy task was run under {condition['name']}")
-    return sum(values) / len(values)
+    return stats.mean_over_tasks(parts)
 
 
-def _relative_drop(record: dict, role: str) -> float:
-    """(S_keep - S_role) / S_keep over the accuracy tasks both conditions ran."""
-    baseline, other = find_condition(record, BASELINE), find_condition(record, role)
-    shared = {t: m for t, m in accuracy_tasks(record).items() if t in baseline["scores"] and t in other["scores"]}
+def suite_scores(ctx: Context, conditions: list[dict], shared: dict[str, tuple[str, int]]):
+    """(S per condition, resampled S per condition (N_BOOTSTRAP,)) over the shared tasks' first n documents."""
     if not shared:
-        raise Missing(f"baseline and {other['name']} share no accuracy task")
-    base = suite_score(baseline, shared)
+        raise Missing(f"{', '.join(c['name'] for c in conditions)} share no accuracy task")
+    resampler = ctx.documents
+    values, replicates = [], []
+    for condition in conditions:
+        per_task = [outcome(condition, task, metric, n) for task, (metric, n) in shared.items()]
+        values.append(float(np.mean([v.mean() for v in per_task])))
+        replicates.append(np.mean([resampler.means(task, v) for task, v in zip(shared, per_task)], axis=0))
+    return values, replicates
+
+
+def _relative_drop(ctx: Context, role: str) -> dict:
+    """(S_baseline - S_role) / S_baseline on the accuracy tasks and documents both ran; paired bootstrap."""
+    baseline, other = find_condition(ctx.record, BASELINE), find_condition(ctx.record, role)
+    shared = shared_tasks(ctx.record, [baseline, other])
+    (base, worse), (base_r, worse_r) = suite_scores(ctx, [baseline, other], shared)
     if base == 0:
         raise Missing("the baseline suite score is 0: a relative drop is undefined")
-    return (base - suite_score(other, shared)) / base
+    with np.errstate(divide="ignore", invalid="ignore"):
+        replicates = np.where(base_r > 0, (base_r - worse_r) / base_r, np.nan)
+    n = sum(n for _, n in shared.values())
+    result = with_replicates((base - worse) / base, replicates, stats.PAIRED, n)
+    return {**result, "mde": stats.mde(result["stderr"])}
 
 
 # ---- the columns -------------------------------------------------------------------------
 
 
-def _sink_rate(eps: str):
-    def compute(record):
-        return record["profile"]["sink_rate"][eps], None
+def _profile_mean(key: str, eps: str | None = None):
+    def compute(record, ctx):
+        per_text = record["profile"]["per_text"]
+        values = np.asarray(per_text["sink_rate"][eps] if eps else per_text[key], dtype=float)
+        resampled = ctx.texts.means("profile", values)
+        return with_replicates(float(values.mean()), resampled, stats.TEXTS, len(values))
 
     return compute
 
 
-def _alpha_mean(record):
-    return record["profile"]["alpha_mean"], None
-
-
-def _suite_score(record):
-    return suite_score(find_condition(record, BASELINE), accuracy_tasks(record)), None
+def _suite_score(record, ctx):
+    baseline = find_condition(record, BASELINE)
+    tasks = accuracy_tasks(record)
+    result = suite_estimate(baseline, tasks)
+    # Against another record of the same documents whose outcomes correlate 0.5 with these (and
+    # vary as much), var(d) = var(S): the MDE of a change is (z + z_power) * stderr(S).
+    shared = shared_tasks(record, [baseline])
+    _, (replicates,) = suite_scores(ctx, [baseline], {t: shared[t] for t in tasks if t in shared})
+    return {**result, "mde": stats.mde(result["stderr"]), "replicates": replicates}
 
 
 def no_bos(record: dict) -> bool:
@@ -105,127 +128,268 @@ def no_bos(record: dict) -> bool:
     return not record["model"]["adds_bos"]
 
 
-def _bos_dependence(record):
+NO_BOS = "the tokenizer adds no <bos>: keep and drop see the same tokens (see knockout dependence)"
+
+
+def _bos_dependence(record, ctx):
     if no_bos(record):
-        return 0.0, "the tokenizer adds no <bos>: keep and drop see the same tokens (see knockout dependence)"
-    return _relative_drop(record, BOS_DROP), None
+        return {**stats.estimate(0.0, note=NO_BOS), "by_construction": True}
+    return _relative_drop(ctx, BOS_DROP)
 
 
-def _knockout_dependence(record):
-    return _relative_drop(record, KNOCKOUT), None
+def _bos_dependence_under_prefix(record, ctx):
+    if no_bos(record):
+        return {**stats.estimate(0.0, note=NO_BOS), "by_construction": True}
+    stressed, dropped = find_condition(record, PREFIX), find_condition(record, BOS_DROP_PREFIX)
+    if stressed["spec"]["prefix_length"] != dropped["spec"]["prefix_length"]:
+        raise Missing(f"{dropped['name']} has no <bos>-kept twin at its prefix length")
+    shared = shared_tasks(record, [stressed, dropped])
+    (keep, drop), (keep_r, drop_r) = suite_scores(ctx, [stressed, dropped], shared)
+    if keep == 0:
+        raise Missing("the suite score at the longest prefix is 0: a relative drop is undefined")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        replicates = np.where(keep_r > 0, (keep_r - drop_r) / keep_r, np.nan)
+    result = with_replicates((keep - drop) / keep, replicates, stats.PAIRED, sum(n for _, n in shared.values()),
+                                   f"prefix={stressed['spec']['prefix_length']} tokens")
+    return {**result, "mde": stats.mde(result["stderr"])}
 
 
-def _length_robustness(record):
-    baseline, stressed = find_condition(record, BASELINE), find_condition(record, PREFIX)
-    tasks = {t: m for t, m in accuracy_tasks(record).items() if t in baseline["scores"] and t in stressed["scores"]}
-    if not tasks:
-        raise Missing(f"baseline and {stressed['name']} share no accuracy task")
-    base = suite_score(baseline, tasks)
-    if base == 0:
-        raise Missing("the baseline suite score is 0: a ratio is undefined")
-    return suite_score(stressed, tasks) / base, f"prefix={stressed['spec']['prefix_length']} tokens"
+def _knockout_dependence(record, ctx):
+    return _relative_drop(ctx, KNOCKOUT)
 
 
-def _streaming_gap(record):
-    long_text = [name for name, task in record["tasks"].items() if task["kind"] == "perplexity"]
+def _length_robustness(record, ctx):
+    sweep = prefix_sweep(record)
+    if len(sweep) < 2 or sweep[0]["role"] != BASELINE:
+        raise Missing("no prefix condition in the record")
+    shared = shared_tasks(record, sweep)
+    values, replicates = suite_scores(ctx, sweep, shared)
+    if values[0] == 0:
+        raise Missing("the suite score without a prefix is 0: a ratio is undefined")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.mean([r / replicates[0] for r in replicates[1:]], axis=0)
+        ratio = np.where(replicates[0] > 0, ratio, np.nan)
+    lengths = ", ".join(str(c["spec"]["prefix_length"]) for c in sweep[1:])
+    value = float(np.mean([v / values[0] for v in values[1:]]))
+    return with_replicates(value, ratio, stats.PAIRED, sum(n for _, n in shared.values()),
+                                 f"prefix = {lengths} tokens; tasks {', '.join(shared)}")
+
+
+def _first_token_attention(ctx: Context, conditions: list[dict], shared: dict[str, tuple[str, int]]):
+    """Mean first-token attention per condition (mean over tasks of the documents' mean), with resamples."""
+    resampler = ctx.documents
+    values, replicates = [], []
+    for condition in conditions:
+        per_task = [outcome(condition, task, "alpha", n) for task, (_, n) in shared.items()]
+        values.append(float(np.mean([v.mean() for v in per_task])))
+        replicates.append(np.mean([resampler.means(task, v) for task, v in zip(shared, per_task)], axis=0))
+    return values, replicates
+
+
+def _sink_share(record, ctx):
+    sweep = prefix_sweep(record)
+    if len(sweep) < 2 or sweep[0]["role"] != BASELINE:
+        raise Missing("no prefix condition in the record")
+    first, last = sweep[0], sweep[-1]
+    shared = shared_tasks(record, [first, last])
+    (none, longest), (none_r, longest_r) = _first_token_attention(ctx, [first, last], shared)
+    if none == 0:
+        raise Missing("first-token attention without a prefix is 0: a ratio is undefined")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        replicates = np.where(none_r > 0, longest_r / none_r, np.nan)
+    return with_replicates(longest / none, replicates, stats.PAIRED, sum(n for _, n in shared.values()),
+                                 f"prefix={last['spec']['prefix_length']} tokens over none")
+
+
+def effective_length(lengths: list[int], accuracies) -> float | None:
+    """The longest length whose accuracy, and every shorter one's, stays >= 0.9 of the shortest length's;
+    None when the shortest length already fails (accuracy < 0.5)."""
+    if accuracies[0] < RETRIEVAL_WORKS:
+        return None
+    kept = lengths[0]
+    for length, accuracy in zip(lengths, accuracies):
+        if accuracy < EFFECTIVE_THRESHOLD * accuracies[0]:
+            break
+        kept = length
+    return float(kept)
+
+
+def _effective_context(record, ctx):
+    curve = retrieval_curve(record, "passkey")
+    if not curve:
+        raise Missing("no pass-key retrieval task in the record")
+    baseline = find_condition(record, BASELINE)
+    lengths = [length for length, _ in curve]
+    outcomes = [outcome(baseline, task, record["tasks"][task]["primary_metric"]) for _, task in curve]
+    accuracies = [float(o.mean()) for o in outcomes]
+    value = effective_length(lengths, accuracies)
+    n = sum(len(o) for o in outcomes)
+    if value is None:
+        return stats.estimate(None, n=n, note=f"retrieval fails at the shortest length ({lengths[0]} tokens: accuracy "
+                                              f"{accuracies[0]:.2f} < {RETRIEVAL_WORKS})")
+    resampler = ctx.documents
+    resampled = np.stack([resampler.means(task, o) for (_, task), o in zip(curve, outcomes)], axis=1)  # (B, lengths)
+    replicates = np.array([np.nan if (e := effective_length(lengths, row)) is None else e for row in resampled])
+    return with_replicates(value, replicates, stats.PAIRED, n, f"pass-key at {', '.join(map(str, lengths))} tokens")
+
+
+def _streaming_gap(record, ctx):
+    long_text = list(tasks_of_kind(record, PERPLEXITY))
     if not long_text:
         raise Missing("no perplexity task in the record")
     task = long_text[0]
-    metric = record["tasks"][task]["primary_metric"]
     only, kept = find_condition(record, WINDOW_ONLY), find_condition(record, WINDOW_SINKS)
-    return score(only, task, metric) / score(kept, task, metric), f"{task} {metric}, window={only['spec']['window']}"
+    n = min(only["outcomes"][task]["n"], kept["outcomes"][task]["n"]) if task in only["outcomes"] and task in kept["outcomes"] else 0
+    if not n:
+        raise Missing(f"{task} was not scored under both window conditions")
+    words, _ = perplexity_documents(record, task)
+    words = words[:n]
+    ll_only, ll_kept = outcome(only, task, "loglik", n), outcome(kept, task, "loglik", n)
+    value = word_perplexity(ll_only, words) / word_perplexity(ll_kept, words)
+    resampler = ctx.documents
+    w = resampler.sums(task, words)
+    replicates = np.exp(-resampler.sums(task, ll_only) / w) / np.exp(-resampler.sums(task, ll_kept) / w)
+    return with_replicates(value, replicates, stats.PAIRED, n,
+                                 f"{task} word perplexity, window={only['spec']['window']}")
 
 
-def _sink_growth(record):
+def _sink_growth(record, ctx):
     points = record["profile"]["length_sweep"]["points"]
     if len(points) < 2:
         raise Missing("the length sweep has fewer than two lengths")
     first, last = points[0], points[-1]
-    if first["alpha_mean"] == 0:
+    a = np.asarray(first["per_text"]["alpha_mean"], dtype=float)
+    b = np.asarray(last["per_text"]["alpha_mean"], dtype=float)
+    if a.mean() == 0:
         raise Missing(f"alpha at T={first['T']} is 0")
-    return last["alpha_mean"] / first["alpha_mean"], f"T={last['T']} over T={first['T']}"
+    resampler = ctx.texts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        replicates = resampler.means(("sweep", last["T"]), b) / resampler.means(("sweep", first["T"]), a)
+    method = f"percentile bootstrap over texts, each length resampled on its own ({stats.N_BOOTSTRAP} resamples, seeded)"
+    return with_replicates(float(b.mean() / a.mean()), replicates, method, len(a) + len(b),
+                                 f"T={last['T']} over T={first['T']}")
 
 
-def _massive(record):
-    ratios = record["profile"]["massive_activations"]["ratio_by_layer"]
-    values = [r for r in ratios if r is not None]
-    if not values:
+def _massive(record, ctx):
+    massive = record["profile"]["massive_activations"]
+    table = np.asarray(massive["ratio_by_text"], dtype=float)  # (texts, layers)
+    if table.size == 0:
         raise Missing("no massive-activation ratio was measured")
-    layer = ratios.index(max(values))
-    return max(values), f"layer {layer}"
+    by_layer = table.mean(axis=0)
+    layer = int(by_layer.argmax())
+    indices = ctx.texts.indices("profile", len(table))
+    replicates = table[indices].mean(axis=1).max(axis=1)  # (B,)
+    return with_replicates(float(by_layer.max()), replicates, stats.TEXTS, len(table), f"layer {layer}")
 
 
 def _overmixing(variant: str):
-    def compute(record):
+    def compute(record, ctx):
         entry = record["profile"]["overmixing"][variant]
-        if entry is None or not entry["relative_change_by_layer"]:
+        if entry is None or not entry["last_layer_by_sequence"]:
             raise Missing(f"over-mixing {variant.replace('_', ' ')} was not measured (no <bos> token?)")
-        return entry["relative_change_by_layer"][-1], None
+        values = np.asarray(entry["last_layer_by_sequence"], dtype=float)
+        replicates = ctx.texts.means(("overmixing", variant), values)
+        method = f"percentile bootstrap over the perturbed sequences ({stats.N_BOOTSTRAP} resamples, seeded)"
+        return with_replicates(float(values.mean()), replicates, method, len(values))
 
     return compute
+
+
+MACHINE_NOTE = "one measurement of the machine that ran the record (provenance.device), not of the model"
 
 
 def _computed(record):
     return [c for c in record["conditions"] if c["identical_to"] is None]
 
 
-def _throughput(record):
+def _throughput(record, ctx):
     conditions = _computed(record)
     seconds = sum(c["wall_time_s"] for c in conditions)
     if seconds <= 0:
         raise Missing("no condition was timed")
-    return sum(c["tokens_processed"] for c in conditions) / seconds, None
+    return stats.estimate(sum(c["tokens_processed"] for c in conditions) / seconds, note=MACHINE_NOTE)
 
 
-def _wall_time(record):
-    return sum(c["wall_time_s"] for c in _computed(record)) + record["profile"]["wall_time_s"], None
+def _wall_time(record, ctx):
+    return stats.estimate(sum(c["wall_time_s"] for c in _computed(record)) + record["profile"]["wall_time_s"],
+                          note=MACHINE_NOTE)
 
 
 COLUMNS: tuple[Column, ...] = (
     Column("sink_rate_0_3", "sink rate ε=0.3", "share of (layer, head) pairs whose attention to the first token exceeds 0.3 (Gu et al.)",
-           "fraction", NEUTRAL, "profile.sink_rate['0.3']", _sink_rate("0.3")),
+           "fraction", NEUTRAL, "profile.sink_rate['0.3']: mean over texts of each text's share", _profile_mean("sink_rate", "0.3")),
     Column("sink_rate_0_8", "sink rate ε=0.8", "share of (layer, head) pairs whose attention to the first token exceeds 0.8 (Barbero et al.)",
-           "fraction", NEUTRAL, "profile.sink_rate['0.8']", _sink_rate("0.8")),
+           "fraction", NEUTRAL, "profile.sink_rate['0.8']: mean over texts of each text's share", _profile_mean("sink_rate", "0.8")),
     Column("alpha_mean", "mean α", "attention to the first token, averaged over layers, heads, queries and texts",
-           "fraction", NEUTRAL, "profile.alpha_mean", _alpha_mean),
+           "fraction", NEUTRAL, "profile.alpha_mean: mean over texts of each text's mean α", _profile_mean("alpha_mean")),
     Column("suite_score", "suite score", "mean primary metric of the accuracy tasks with <bos> kept and no stress",
            "fraction", HIGHER, "mean over accuracy tasks of scores[task][primary] under the baseline condition", _suite_score),
     Column("bos_dependence", "<bos> dependence", "relative drop of the suite score when <bos> is removed",
            "fraction", LOWER, "(S(keep) - S(drop)) / S(keep); 0 when the tokenizer adds no <bos>", _bos_dependence),
     Column("knockout_dependence", "sink-knockout dependence", "relative drop of the suite score when no query may attend to the first token, in every layer",
            "fraction", LOWER, "(S(keep) - S(knockout=all)) / S(keep)", _knockout_dependence),
-    Column("length_robustness", "length robustness", "suite score with a long distractor prefix relative to none",
-           "ratio", HIGHER, "S(keep, prefix=P) / S(keep), P the longest stress prefix", _length_robustness),
+    Column("bos_dependence_under_prefix", "<bos> dependence under stress", "relative drop of the suite score when <bos> is removed, with the longest stress prefix in front",
+           "fraction", LOWER, "(S(keep, P) - S(drop, P)) / S(keep, P) on the sweep tasks, P the longest prefix; 0 when the tokenizer adds no <bos>",
+           _bos_dependence_under_prefix),
+    Column("length_robustness", "length robustness", "suite score with a distractor prefix relative to none, averaged over the swept prefix lengths",
+           "ratio", HIGHER, "mean over swept P > 0 of S(keep, P) / S(keep, 0), on the sweep tasks and documents", _length_robustness),
+    Column("effective_context", "effective context", "the longest pass-key length whose accuracy stays >= 0.9 of the shortest length's (RULER-style)",
+           "tokens", HIGHER, "largest L with acc(l) >= 0.9 acc(shortest) for every l <= L; null when acc(shortest) < 0.5",
+           _effective_context),
+    Column("sink_share_at_longest_prefix", "sink share under stress", "attention to the sequence's first token at the longest prefix over with none",
+           "ratio", NEUTRAL, "mean document α at the longest prefix / mean document α without one, on the sweep tasks", _sink_share),
     Column("streaming_gap", "StreamingLLM gap", "long-text perplexity with window attention only, over the same window plus 4 sink tokens",
            "ratio", NEUTRAL, "ppl(window=W, sinks=0) / ppl(window=W, sinks=k)", _streaming_gap),
     Column("sink_growth", "sink growth with length", "mean α at the longest profiled length over mean α at 64 tokens",
            "ratio", NEUTRAL, "length_sweep[-1].alpha_mean / length_sweep[0].alpha_mean", _sink_growth),
     Column("massive_activation_ratio", "massive activation", "largest top |h| / median |h| over layers (Sun et al.)",
-           "ratio", NEUTRAL, "max over layers of profile.massive_activations.ratio_by_layer", _massive),
+           "ratio", NEUTRAL, "max over layers of the mean over texts of profile.massive_activations.ratio_by_text", _massive),
     Column("overmixing_with_bos", "over-mixing with <bos>", "last-layer relative movement of later tokens after one token is swapped, <bos> in front",
-           "relative change", NEUTRAL, "profile.overmixing.with_bos.relative_change_by_layer[-1]", _overmixing("with_bos")),
+           "relative change", NEUTRAL, "mean over sequences of profile.overmixing.with_bos.last_layer_by_sequence", _overmixing("with_bos")),
     Column("overmixing_without_bos", "over-mixing without <bos>", "the same with no <bos> in front (Barbero et al.: sinks slow mixing)",
-           "relative change", NEUTRAL, "profile.overmixing.without_bos.relative_change_by_layer[-1]", _overmixing("without_bos")),
+           "relative change", NEUTRAL, "mean over sequences of profile.overmixing.without_bos.last_layer_by_sequence", _overmixing("without_bos")),
     Column("throughput", "throughput", "tokens of the evaluated sequences per second, over the conditions that were computed",
-           "tokens/s", HIGHER, "sum tokens_processed / sum wall_time_s over computed conditions", _throughput),
+           "tokens/s", HIGHER, "sum tokens_processed / sum wall_time_s over computed conditions", _throughput, MACHINE),
     Column("wall_time_s", "wall time", "seconds spent on the computed conditions and the profile (model load excluded)",
-           "s", LOWER, "sum wall_time_s over computed conditions + profile.wall_time_s", _wall_time),
+           "s", LOWER, "sum wall_time_s over computed conditions + profile.wall_time_s", _wall_time, MACHINE),
 )
 COLUMNS_BY_NAME = {column.name: column for column in COLUMNS}
+MDE_COLUMNS = ("suite_score", "bos_dependence", "knockout_dependence", "bos_dependence_under_prefix")
+ANALYTIC = ("suite_score",)  # columns whose interval is a formula, not a bootstrap
+
+
+def measure(record: dict, ctx: Context | None = None) -> dict[str, dict]:
+    """Every column's estimate, with its bootstrap replicates (under "replicates") where it has them."""
+    ctx = ctx or Context(record)
+    measured = {}
+    for column in COLUMNS:
+        try:
+            entry = column.compute(record, ctx)
+        except Missing as missing:
+            entry = stats.estimate(None, note=str(missing))
+        except (KeyError, TypeError, IndexError) as err:  # a record without the part the column reads
+            entry = stats.estimate(None, note=f"record has no {err}")
+        entry.setdefault("mde", None)
+        entry.setdefault("by_construction", False)
+        if entry["mde"] is not None and not math.isfinite(entry["mde"]):
+            entry["mde"] = None
+        measured[column.name] = entry
+    return measured
 
 
 def compute_summary(record: dict) -> dict[str, dict]:
-    """{column name: {"value", "note", "by_construction"}} for every column. `by_construction`: the
-    value is not a measurement (<bos> dependence when the tokenizer adds no <bos>): the board and
-    the model-card export read this flag, nothing re-derives it."""
-    summary = {}
-    for column in COLUMNS:
-        try:
-            value, note = column.compute(record)
-        except Missing as missing:
-            value, note = None, str(missing)
-        except (KeyError, TypeError, IndexError) as err:  # a record without the part the column reads
-            value, note = None, f"record has no {err}"
-        summary[column.name] = {"value": None if value is None else float(value), "note": note,
-                                "by_construction": column.name == "bos_dependence" and no_bos(record)}
-    return summary
+    """{column name: estimate + mde + by_construction} for every column."""
+    return {name: {k: v for k, v in entry.items() if k != "replicates"} for name, entry in measure(record).items()}
+
+
+def condition_suite_score(condition: dict, record: dict) -> dict | None:
+    """A condition's suite score over the accuracy tasks it ran (for tables), or None."""
+    tasks = {t: m for t, m in accuracy_tasks(record).items() if t in condition["scores"]}
+    try:
+        return suite_estimate(condition, tasks) if tasks else None
+    except Missing:
+        return None
+
+
+__all__ = ["COLUMNS", "COLUMNS_BY_NAME", "Column", "HIGHER", "LOWER", "NEUTRAL", "MODEL", "MACHINE", "Missing",
+           "compute_summary", "measure", "Context", "ANALYTIC", "condition_suite_score", "conditions_of", "accuracy_tasks", "no_bos", "effective_length"]

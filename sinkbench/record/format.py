@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sinkbench.errors import SinkbenchError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 MAX_RECORD_BYTES = 8 * 1024 * 1024  # a record of a 100-layer, 128-head model is ~2 MB
 
 
@@ -71,5 +71,26 @@ def read_record(path: Path) -> dict:
 
 
 def dumps(record: dict) -> str:
-    """Canonical text: sorted keys, two-space indent, no NaN; the same record gives the same bytes."""
-    return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    """Canonical text: sorted keys, two-space indent, a list of plain values on one line (a record holds
+    tens of thousands of per-document numbers), no NaN; the same record gives the same bytes."""
+    return _encode(record, "") + "\n"
+
+
+def _scalar(value) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _encode(value, indent: str) -> str:
+    inner = indent + "  "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f"{inner}{_scalar(str(key))}: {_encode(value[key], inner)}" for key in sorted(value)]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        if not any(isinstance(item, (dict, list, tuple)) for item in value):
+            return "[" + ", ".join(_scalar(item) for item in value) + "]"
+        return "[\n" + ",\n".join(inner + _encode(item, inner) for item in value) + "\n" + indent + "]"
+    return _scalar(value)

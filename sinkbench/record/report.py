@@ -1,21 +1,13 @@
-"""A record as a short text report for the terminal: one line per condition, then the summary columns."""
+"""A record as a short text report for the terminal: one line per condition, then the summary columns.
+
+Every number says what it is: its unit, its interval, and where it comes from (the task
+sequences of a condition, or the sink profile's own texts).
+"""
 
 from __future__ import annotations
 
-import math
-
-from sinkbench.record.columns import COLUMNS, accuracy_tasks
-
-
-def condition_score(condition: dict, tasks: dict[str, str]) -> tuple[float | None, float | None]:
-    """Suite score of one condition (mean primary metric) and its standard error (tasks independent)."""
-    entries = [condition["scores"][t][m] for t, m in tasks.items() if m in condition["scores"].get(t, {})]
-    values = [e["value"] for e in entries]
-    if not entries or None in values:
-        return None, None
-    errors = [e["stderr"] for e in entries]
-    stderr = None if None in errors else math.sqrt(sum(e * e for e in errors)) / len(errors)
-    return sum(values) / len(values), stderr
+from sinkbench.record.columns import COLUMNS, MACHINE, condition_suite_score
+from sinkbench.record.views import skipped_whole
 
 
 def _sinks(condition: dict) -> tuple[float | None, dict]:
@@ -35,26 +27,57 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
 
 
-def render_record(record: dict) -> str:
-    tasks = accuracy_tasks(record)
-    model = record["model"]
+def interval(entry: dict, digits: int = 3) -> str:
+    """'0.584 [0.551, 0.617]', or the value alone when it has no interval."""
+    text = _fmt(entry["value"], digits)
+    if entry["ci_low"] is not None:
+        text += f" [{_fmt(entry['ci_low'], digits)}, {_fmt(entry['ci_high'], digits)}]"
+    return text
+
+
+def render_record(record: dict, load_seconds: float | None = None, elapsed_seconds: float | None = None) -> str:
+    model, profile = record["model"], record["profile"]
+    suite = record["provenance"]["suite"]
     lines = [f"{model['name']} ({model['architecture']}, {model['n_parameters'] / 1e6:.0f}M parameters, "
-             f"tokenizer adds <bos>: {'yes' if model['adds_bos'] else 'no'}); suite "
-             f"{record['provenance']['suite']['name']} {record['provenance']['suite']['version']}",
+             f"tokenizer adds <bos>: {'yes' if model['adds_bos'] else 'no'}); suite {suite['name']} {suite['version']}",
              "",
-             f"{'condition':34} {'suite score':>15} {'alpha':>6} {'sink@0.3':>8} {'sink@0.8':>8} {'time':>6}"]
+             "Per condition, over its own task sequences: suite score (mean accuracy, 95% interval); attention to the",
+             "first token (α) and sink rates, averaged over every request's queries.",
+             f"{'condition':30} {'suite score':>22} {'α':>6} {'sink ε=0.3':>10} {'sink ε=0.8':>10} {'time':>9}"]
     for condition in record["conditions"]:
-        value, stderr = condition_score(condition, tasks)
-        score = "-" if value is None else f"{value:.3f}" + (f" ± {stderr:.3f}" if stderr is not None else "")
+        if skipped_whole(condition):
+            lines.append(f"{condition['name']:30} skipped: {next(iter(condition['skipped'].values()))}")
+            continue
+        score = condition_suite_score(condition, record)
         alpha, rates = _sinks(condition)
         time = "same as " + condition["identical_to"] if condition["identical_to"] else f"{condition['wall_time_s']:.0f} s"
-        lines.append(f"{condition['name']:34} {score:>15} {_fmt(alpha):>6} {_fmt(rates.get('0.3')):>8} "
-                     f"{_fmt(rates.get('0.8')):>8} {time:>6}")
-    lines += ["", "summary columns:"]
+        lines.append(f"{condition['name']:30} {interval(score) if score else '-':>22} {_fmt(alpha):>6} "
+                     f"{_fmt(rates.get('0.3')):>10} {_fmt(rates.get('0.8')):>10} {time:>9}")
+    lines += ["", f"Summary columns (95% intervals; MDE: the smallest change another record of these documents could "
+                  f"show at 80% power). Sink rates, mean α and the rest marked 'profile' come from the sink profile: "
+                  f"T={profile['T']} tokens x {profile['n_sequences']} texts ({profile['text_source']})."]
     for column in COLUMNS:
         entry = record["summary"][column.name]
-        note = f"  ({entry['note']})" if entry["note"] else ""
-        lines.append(f"  {column.title:28} {_fmt(entry['value']):>10}{note}")
+        unit = "" if column.unit in ("fraction", "ratio", "relative change") else f" {column.unit}"
+        text = interval(entry, 1 if column.unit in ("s", "tokens/s", "tokens") else 3) + unit
+        notes = []
+        if entry["mde"] is not None:
+            notes.append(f"MDE {entry['mde']:.3f}")
+        if column.name in ("sink_rate_0_3", "sink_rate_0_8", "alpha_mean", "sink_growth", "massive_activation_ratio",
+                           "overmixing_with_bos", "overmixing_without_bos"):
+            notes.append("profile")
+        if entry["note"] and column.kind != MACHINE:
+            notes.append(entry["note"])
+        if column.kind == MACHINE:
+            notes.append(f"this machine ({record['provenance']['device']}), not the model")
+        lines.append(f"  {column.title:30} {text:>30}  {'; '.join(notes)}".rstrip())
+    if load_seconds is not None or elapsed_seconds is not None:
+        parts = []
+        if load_seconds is not None:
+            parts.append(f"model load {load_seconds:.0f} s")
+        if elapsed_seconds is not None:
+            parts.append(f"this command {elapsed_seconds:.0f} s in all")
+        lines.append(f"  (wall time above: the computed conditions and the profile; {', '.join(parts)})")
     if record["status"] == "partial":
         lines += ["", "PARTIAL record: " + " | ".join(record["missing"])]
     return "\n".join(lines)

@@ -1,21 +1,28 @@
-"""`sinkbench validate FILE`: the record schema, then the checks a schema cannot say.
+"""`sinkbench validate FILE`: the record schema, then everything a schema cannot say.
 
 `problems(record)` returns readable one-line problems, each starting with the field path
-(`conditions[2].scores.sinkbench_copa.acc.value: ...`); an empty list means valid. No torch.
+(`conditions[2].scores.sinkbench_copa.acc.value: ...`); an empty list means valid. Every
+aggregate and every analytic interval is recomputed from the per-document outcomes and must
+agree; every bootstrap interval must hold its value; per-document lists must be aligned and of
+the stated n. No torch.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from jsonschema import Draft202012Validator
 
 from sinkbench.errors import SinkbenchError
 from sinkbench.files import field_path
-from sinkbench.grid.conditions import Condition, role_of
+from sinkbench.grid.conditions import CUSTOM, Condition, role_of
 from sinkbench.grid.suite import SUITES
-from sinkbench.record.columns import COLUMNS, compute_summary
+from sinkbench.record import stats
+from sinkbench.record.columns import ANALYTIC, COLUMNS, Context, measure
 from sinkbench.record.format import schema
+from sinkbench.record.link import point_biserial, quartiles
+from sinkbench.record.scores import WEIGHTED, metric_estimate, uses_loglik
 
 TOLERANCE = 1e-6
 
@@ -31,28 +38,173 @@ def _short(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
-def _close(a: float | None, b: float | None) -> bool:
+def _close(a: float | None, b: float | None, tolerance: float = TOLERANCE) -> bool:
     if a is None or b is None:
         return a is b
-    return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+    return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
 
 
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
+def _numbers(where: str, values, low=None, high=None) -> tuple[np.ndarray | None, list[str]]:
+    """The values as finite numbers within [low, high], or the problem."""
+    if not isinstance(values, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        return None, [f"{where}: per-document values must be numbers"]
+    array = np.asarray(values, dtype=float)
+    if not np.isfinite(array).all():
+        return None, [f"{where}: per-document values must be finite"]
+    if (low is not None and (array < low).any()) or (high is not None and (array > high).any()):
+        return None, [f"{where}: per-document values outside [{low}, {high}]"]
+    return array, []
 
 
-def _check_metric(where: str, metric: str, entry: dict) -> list[str]:
+def _array(where: str, values, fraction: bool, nullable: bool = False, depth: int = 1) -> list[str]:
+    """A list (of lists, depth 2) of numbers: finite, in [0, 1] for fractions; None entries where nullable.
+    The schema leaves these to this check: per item, jsonschema costs a record a tenth of a second."""
+    if values is None:
+        return [] if nullable else [f"{where}: must be a list of numbers"]
+    rows = values if depth == 2 else [values]
+    if not isinstance(values, list) or not all(isinstance(row, list) for row in rows):
+        return [f"{where}: must be a list{' of lists' if depth == 2 else ''} of numbers"]
+    flat = [v for row in rows for v in row]
+    if any(isinstance(v, bool) or not (isinstance(v, (int, float)) or (v is None and nullable)) for v in flat):
+        return [f"{where}: must hold numbers only"]
+    numbers = np.asarray([v for v in flat if v is not None], dtype=float)
+    if not np.isfinite(numbers).all():
+        return [f"{where}: numbers must be finite"]
+    if fraction and ((numbers < 0).any() or (numbers > 1).any()):
+        return [f"{where}: values must lie in [0, 1]"]
+    return []
+
+
+def _check_arrays(record: dict) -> list[str]:
+    """Every numeric list the schema does not check item by item."""
     found = []
-    value = entry["value"]
-    if value is None or entry["stderr"] is None:
-        if not entry["note"]:
-            found.append(f"{where}: a null value or stderr needs a note saying why")
-    if value is not None:
-        if metric.startswith(("acc", "exact_match")) and not 0 <= value <= 1:
-            found.append(f"{where}.value: {value} is outside [0, 1] for {metric}")
-        if "perplexity" in metric and value < 1:
-            found.append(f"{where}.value: a perplexity of {value} is below 1")
+    profile = record["profile"]
+    parts = [("profile", profile)] + [(f"profile.length_sweep.points[{i}]", p) for i, p in enumerate(profile["length_sweep"]["points"])]
+    for where, part in parts:
+        found += _array(f"{where}.alpha_by_layer", part["alpha_by_layer"], True)
+        found += _array(f"{where}.alpha_by_head", part["alpha_by_head"], True, depth=2)
+        found += _array(f"{where}.per_text.alpha_mean", part["per_text"]["alpha_mean"], True)
+        for eps, values in part["per_text"]["sink_rate"].items():
+            found += _array(f"{where}.per_text.sink_rate.{eps}", values, True)
+    massive = profile["massive_activations"]
+    found += _array("profile.first_k_mass", profile["first_k_mass"], True)
+    found += _array("profile.massive_activations.ratio_by_layer", massive["ratio_by_layer"], False, nullable=True)
+    found += _array("profile.massive_activations.fraction_at_first_token_by_layer", massive["fraction_at_first_token_by_layer"], True)
+    found += _array("profile.massive_activations.ratio_by_text", massive["ratio_by_text"], False, depth=2)
+    found += _array("profile.value_norm_ratio_by_layer", profile["value_norm_ratio_by_layer"], False, nullable=True)
+    found += _array("profile.learned_sink_mass_by_layer", profile["learned_sink_mass_by_layer"], True, nullable=True)
+    for variant, entry in profile["overmixing"].items():
+        if entry is not None:
+            for name in ("relative_change_by_layer", "representation_spread_by_layer"):
+                found += _array(f"profile.overmixing.{variant}.{name}", entry[name], False, nullable=True)
+            found += _array(f"profile.overmixing.{variant}.last_layer_by_sequence", entry["last_layer_by_sequence"], False)
+    for index, condition in enumerate(record["conditions"]):
+        for task, sinks in condition["sinks"].items():
+            where = f"conditions[{index}].sinks.{task}"
+            found += _array(f"{where}.alpha_by_layer", sinks["alpha_by_layer"], True)
+            found += _array(f"{where}.first_k_mass", sinks["first_k_mass"], True)
+            found += _array(f"{where}.text_start_by_layer", sinks["text_start_by_layer"], True, nullable=True)
+    return found
+
+
+def _check_estimate(where: str, entry: dict) -> list[str]:
+    """An interval holds its value; a null value or interval says why."""
+    found = []
+    value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
+    if (low is None) != (high is None):
+        found.append(f"{where}: an interval needs both ci_low and ci_high")
+    elif low is not None:
+        if value is None or not low <= value <= high:
+            found.append(f"{where}: interval [{low}, {high}] does not hold the value {value}")
+        if entry["method"] == "none":
+            found.append(f"{where}.method: an interval needs its method named")
+    if (value is None or low is None) and not entry["note"]:
+        found.append(f"{where}: a value without an interval needs a note saying why")
+    return found
+
+
+def _check_outcomes(where: str, task: str, outcome: dict, documents: dict) -> tuple[dict, list[str]]:
+    """Aligned per-document arrays of one task under one condition."""
+    found, arrays = [], {}
+    n = outcome["n"]
+    if n > len(documents["ids"]):
+        return {}, [f"{where}.n: {n} documents, but the task lists {len(documents['ids'])}"]
+    for name, values in outcome.items():
+        if name == "n":
+            continue
+        bounds = {"alpha": (0, 1), "text_start": (0, 1), "loglik": (None, 0)}.get(name, (None, None))
+        array, problems_ = _numbers(f"{where}.{name}", values, *bounds)
+        found += problems_
+        if array is not None and len(array) != n:
+            found.append(f"{where}.{name}: {len(array)} values for n={n} documents")
+        elif array is not None:
+            arrays[name] = array
+    return arrays, found
+
+
+def _expected(metric: str, arrays: dict, documents: dict) -> dict | None:
+    """The metric recomputed from per-document outcomes: the value, and the interval where it is analytic."""
+    n = len(arrays["alpha"])
+    if uses_loglik(metric):
+        if "loglik" not in arrays or (metric in WEIGHTED and documents.get(WEIGHTED[metric]) is None):
+            return None
+        sizes = np.asarray(documents[WEIGHTED[metric]][:n], dtype=float) if metric in WEIGHTED else None
+        return metric_estimate(metric, None, arrays["loglik"], sizes, bootstrap=False)
+    if metric not in arrays:
+        return None
+    return metric_estimate(metric, arrays[metric])
+
+
+def _check_condition_scores(where: str, condition: dict, record: dict) -> list[str]:
+    found = []
+    for task, metrics in condition["scores"].items():
+        outcome = condition["outcomes"].get(task)
+        documents = record["tasks"].get(task, {}).get("documents")
+        if outcome is None or documents is None:
+            found.append(f"{where}.outcomes.{task}: scored but without per-document outcomes")
+            continue
+        arrays, problems_ = _check_outcomes(f"{where}.outcomes.{task}", task, outcome, documents)
+        found += problems_
+        if problems_:
+            continue
+        for metric, entry in metrics.items():
+            at = f"{where}.scores.{task}.{metric}"
+            found += _check_estimate(at, entry)
+            if entry["n"] != outcome["n"]:
+                found.append(f"{at}.n: {entry['n']}, but {outcome['n']} documents were scored")
+            expected = _expected(metric, arrays, documents)
+            if expected is None:
+                continue
+            for key in ("value", "stderr", "ci_low", "ci_high"):
+                if key in expected and not _close(entry[key], expected[key]):
+                    found.append(f"{at}.{key}: {entry[key]} but the per-document outcomes give {expected[key]}")
+                    break
+        for name, values in arrays.items():
+            if name in ("acc", "acc_norm") and not np.isin(values, (0.0, 1.0)).all():
+                found.append(f"{where}.outcomes.{task}.{name}: outcomes must be 0 or 1")
+    return found
+
+
+def _check_link(where: str, link: dict, condition: dict, task: str) -> list[str]:
+    found = []
+    if sum(q["n"] for q in link["quartiles"]) != link["n"]:
+        found.append(f"{where}.quartiles: documents add up to {sum(q['n'] for q in link['quartiles'])}, not n={link['n']}")
+    outcome = condition["outcomes"].get(task)
+    if outcome is None or link["metric"] not in outcome:
+        return found + [f"{where}: no per-document {link['metric']} to link"]
+    correct = np.asarray(outcome[link["metric"]], dtype=float)
+    alpha = np.asarray(outcome["alpha"], dtype=float)
+    if link["n"] != len(correct):
+        found.append(f"{where}.n: {link['n']} documents, but {len(correct)} were scored")
+    elif link["n"] >= 4:
+        if link["quartiles"] != quartiles(correct, alpha):
+            found.append(f"{where}.quartiles: not what the per-document outcomes give")
+        if not _close(link["point_biserial"], point_biserial(correct, alpha)):
+            found.append(f"{where}.point_biserial: not what the per-document outcomes give")
+    if link["point_biserial"] is None and not link["note"]:
+        found.append(f"{where}.point_biserial: null needs a note saying why")
+    if link["ci_low"] is not None and link["ci_high"] is not None and link["ci_low"] > link["ci_high"]:
+        found.append(f"{where}.ci_low: above ci_high")
     return found
 
 
@@ -62,27 +214,32 @@ def _check_conditions(record: dict) -> list[str]:
     for index, condition in enumerate(record["conditions"]):
         where = f"conditions[{index}]"
         try:
-            expected = Condition.from_dict(condition["spec"]).name
+            spec = Condition.from_dict(condition["spec"])
         except SinkbenchError as err:
             found.append(f"{where}.spec: {err}")
             continue
-        if condition["name"] != expected:
-            found.append(f"{where}.name: '{condition['name']}' does not match its spec ('{expected}')")
+        if condition["name"] != spec.name:
+            found.append(f"{where}.name: '{condition['name']}' does not match its spec ('{spec.name}')")
+        if condition["role"] not in (role_of(spec), CUSTOM):
+            found.append(f"{where}.role: '{condition['role']}', but its spec plays '{role_of(spec)}'")
         if condition["name"] in names:
             found.append(f"{where}.name: '{condition['name']}' appears twice")
         names[condition["name"]] = condition
         for task in condition["tasks"]:
             if task not in record["tasks"]:
                 found.append(f"{where}.tasks: '{task}' is not described in tasks")
-        for part in ("scores", "sinks", "link"):
+        for part in ("scores", "outcomes", "sinks", "link", "skipped"):
             for task in condition[part]:
                 if task not in condition["tasks"]:
                     found.append(f"{where}.{part}.{task}: not one of this condition's tasks")
-        for task, metrics in condition["scores"].items():
-            for metric, entry in metrics.items():
-                found += _check_metric(f"{where}.scores.{task}.{metric}", metric, entry)
+        if set(condition["scores"]) != set(condition["outcomes"]):
+            found.append(f"{where}.outcomes: not the tasks that have scores")
+        unaccounted = set(condition["tasks"]) - set(condition["scores"]) - set(condition["skipped"])
+        if unaccounted:
+            found.append(f"{where}.skipped: {', '.join(sorted(unaccounted))} neither scored nor said why not")
+        found += _check_condition_scores(where, condition, record)
         for task, link in condition["link"].items():
-            found += _check_link(f"{where}.link.{task}", link, condition["scores"].get(task, {}))
+            found += _check_link(f"{where}.link.{task}", link, condition, task)
         twin = condition["identical_to"]
         if twin is not None:
             if twin not in names or twin == condition["name"]:
@@ -92,53 +249,75 @@ def _check_conditions(record: dict) -> list[str]:
     return found
 
 
-def _check_link(where: str, link: dict, scores: dict) -> list[str]:
+def _check_documents(record: dict) -> list[str]:
     found = []
-    quartiles = link["quartiles"]
-    if sum(q["n"] for q in quartiles) != link["n"]:
-        found.append(f"{where}.quartiles: documents add up to {sum(q['n'] for q in quartiles)}, not n={link['n']}")
-    for q in quartiles:
-        if q["alpha_low"] > q["alpha_high"]:
-            found.append(f"{where}.quartiles[{q['quartile'] - 1}]: alpha_low is above alpha_high")
-    for a, b in zip(quartiles, quartiles[1:]):
-        if a["alpha_high"] > b["alpha_low"]:
-            found.append(f"{where}.quartiles: quartile {b['quartile']} starts below quartile {a['quartile']} ends")
-    metric = scores.get(link["metric"])
-    if metric is not None and link["n"] > metric["n"]:
-        found.append(f"{where}.n: {link['n']} documents, more than the {metric['n']} scored")
-    if link["point_biserial"] is None and not link["note"]:
-        found.append(f"{where}.point_biserial: null needs a note saying why")
-    if link["ci_low"] is not None and link["ci_high"] is not None and link["ci_low"] > link["ci_high"]:
-        found.append(f"{where}.ci_low: above ci_high")
+    for task, entry in record["tasks"].items():
+        documents = entry["documents"]
+        ids = documents["ids"]
+        where = f"tasks.{task}.documents"
+        if ids != sorted(set(ids)):
+            found.append(f"{where}.ids: document ids must be unique and increasing")
+        for name in ("hashes", "words", "bytes"):
+            if documents[name] is not None and len(documents[name]) != len(ids):
+                found.append(f"{where}.{name}: {len(documents[name])} entries for {len(ids)} documents")
+        if (entry["kind"] == "retrieval") != (entry["retrieval"] is not None):
+            found.append(f"tasks.{task}.retrieval: set exactly for retrieval tasks")
+    return found
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def _check_alpha_part(where: str, part: dict, layers: int, heads: int) -> list[str]:
+    found = []
+    table = part["alpha_by_head"]
+    if len(table) != layers or any(len(row) != heads for row in table):
+        return [f"{where}.alpha_by_head: not {layers} layers x {heads} heads"]
+    if len(part["alpha_by_layer"]) != layers:
+        found.append(f"{where}.alpha_by_layer: {len(part['alpha_by_layer'])} values for {layers} layers")
+    elif not all(_close(_mean(row), value) for row, value in zip(table, part["alpha_by_layer"])):
+        found.append(f"{where}.alpha_by_layer: not the mean of alpha_by_head over heads")
+    if not _close(_mean(v for row in table for v in row), part["alpha_mean"]):
+        found.append(f"{where}.alpha_mean: not the mean of alpha_by_head")
+    per_text = part["per_text"]
+    n = part["n_sequences"]
+    if len(per_text["hashes"]) != n or len(per_text["alpha_mean"]) != n:
+        found.append(f"{where}.per_text: not one entry per text (n_sequences={n})")
+    elif not _close(_mean(per_text["alpha_mean"]), part["alpha_mean"], 1e-5):
+        found.append(f"{where}.per_text.alpha_mean: its mean is not alpha_mean")
+    for eps, rate in part["sink_rate"].items():
+        values = per_text["sink_rate"].get(eps)
+        if values is None or len(values) != n or not _close(_mean(values), rate, 1e-5):
+            found.append(f"{where}.per_text.sink_rate.{eps}: its mean is not sink_rate[{eps}]")
     return found
 
 
 def _check_profile(record: dict) -> list[str]:
-    found = []
     model, profile = record["model"], record["profile"]
     layers, heads = model["n_layers"], model["n_heads"]
+    found = []
     if sorted(profile["sink_rate"]) != sorted(f"{eps:g}" for eps in profile["eps"]):
         found.append("profile.sink_rate: keys differ from profile.eps")
-    tables = [("profile", profile)] + [(f"profile.length_sweep.points[{i}]", p) for i, p in enumerate(profile["length_sweep"]["points"])]
-    for where, part in tables:
-        table = part["alpha_by_head"]
-        if len(table) != layers or any(len(row) != heads for row in table):
-            found.append(f"{where}.alpha_by_head: not {layers} layers x {heads} heads")
-            continue
-        if len(part["alpha_by_layer"]) != layers:
-            found.append(f"{where}.alpha_by_layer: {len(part['alpha_by_layer'])} values for {layers} layers")
-        elif not all(_close(_mean(row), value) for row, value in zip(table, part["alpha_by_layer"])):
-            found.append(f"{where}.alpha_by_layer: not the mean of alpha_by_head over heads")
-        if not _close(_mean(v for row in table for v in row), part["alpha_mean"]):
-            found.append(f"{where}.alpha_mean: not the mean of alpha_by_head")
+    found += _check_alpha_part("profile", profile, layers, heads)
+    for i, point in enumerate(profile["length_sweep"]["points"]):
+        found += _check_alpha_part(f"profile.length_sweep.points[{i}]", point, layers, heads)
     lengths = [p["T"] for p in profile["length_sweep"]["points"]]
     if lengths != sorted(set(lengths)):
         found.append("profile.length_sweep.points: lengths must increase")
     if model["max_context"] is not None and lengths and lengths[-1] > model["max_context"]:
         found.append(f"profile.length_sweep.points: T={lengths[-1]} exceeds the model's context {model['max_context']}")
+    massive = profile["massive_activations"]
     for name in ("ratio_by_layer", "top_position_by_layer", "fraction_at_first_token_by_layer"):
-        if len(profile["massive_activations"][name]) != layers:
+        if len(massive[name]) != layers:
             found.append(f"profile.massive_activations.{name}: not one value per layer")
+    table = massive["ratio_by_text"]
+    if len(table) != profile["n_sequences"] or any(len(row) != layers for row in table):
+        found.append("profile.massive_activations.ratio_by_text: not texts x layers")
+    for variant, entry in profile["overmixing"].items():
+        if entry is not None and len(entry["last_layer_by_sequence"]) != entry["n_sequences"]:
+            found.append(f"profile.overmixing.{variant}.last_layer_by_sequence: not one value per sequence")
     return found
 
 
@@ -165,13 +344,22 @@ def _check_summary(record: dict) -> list[str]:
     found += [f"summary.{name}: missing" for name in sorted(names - set(record["summary"]))]
     if found:
         return found
-    recomputed = compute_summary(record)
+    # Values, and the analytic intervals, recomputed; a bootstrap interval (seeded, so reproducible
+    # with `measure(record)`) must hold its value: redoing every bootstrap would make checking a
+    # board of hundreds of records take minutes.
+    recomputed = measure(record, Context(record, bootstrap=False))
     for column in COLUMNS:
         stated, expected = record["summary"][column.name], recomputed[column.name]
-        if not _close(stated["value"], expected["value"]):
-            found.append(f"summary.{column.name}.value: {stated['value']} but the record's numbers give {expected['value']}")
-        elif stated["value"] is None and not stated["note"]:
-            found.append(f"summary.{column.name}: null needs a note saying why")
+        where = f"summary.{column.name}"
+        keys = ("value", "stderr", "ci_low", "ci_high", "mde") if column.name in ANALYTIC else ("value",)
+        for key in keys:
+            if not _close(stated[key], expected[key], 1e-5):
+                found.append(f"{where}.{key}: {stated[key]} but the record's numbers give {expected[key]}")
+                break
+        else:
+            if stated["by_construction"] != expected["by_construction"]:
+                found.append(f"{where}.by_construction: {stated['by_construction']} but the record says otherwise")
+            found += _check_estimate(where, stated)
     return found
 
 
@@ -182,6 +370,11 @@ def problems(record) -> list[str]:
     found = schema_problems(record)
     if found:
         return found
-    for check in (_check_status, _check_conditions, _check_profile, _check_summary):
+    found = _check_arrays(record)
+    if found:
+        return found
+    for check in (_check_status, _check_documents, _check_conditions, _check_profile):
         found += check(record)
-    return found
+    if found:
+        return found  # the summary reads what the checks above vouch for
+    return _check_summary(record)

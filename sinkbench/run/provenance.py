@@ -10,10 +10,10 @@ from pathlib import Path
 
 import sinkbench
 from sinkbench.data.datadir import KNOWN_FILES, LONG_TEXT, PREFIX_CHAR_OFFSET
-from sinkbench.harness.scoring import DEFAULT_MAX_BATCH_TOKENS
+from sinkbench.harness.scoring import default_max_batch_tokens
 
 
-def provenance(config, suite, hashes: dict[str, str], documents: list[dict], data_dir) -> dict:
+def provenance(config, suite, hashes: dict[str, str], documents: list[dict], data_dir, load_seconds=None) -> dict:
     """Versions, device, date, seed, command, limit, suite, task config hashes and data checksums."""
     used_prefix = data_dir is not None and any(d["spec"]["prefix_length"] for d in documents)
     return {
@@ -24,11 +24,12 @@ def provenance(config, suite, hashes: dict[str, str], documents: list[dict], dat
         "python_version": platform.python_version(),
         "device": config.device,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model_load_s": load_seconds,
         "seed": config.seed,
         "command": list(config.command) or ["sinkbench", "run", "--model", config.model],
         "limit": config.limit,
         "batch_size": config.batch_size,
-        "max_batch_tokens": config.max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS,
+        "max_batch_tokens": config.max_batch_tokens or default_max_batch_tokens(config.device),
         "suite": {"name": suite.name, "version": suite.version, "custom_grid": config.cells is not None},
         "task_hashes": hashes,
         "data_files": dict(sorted(KNOWN_FILES.items())) if data_dir is not None else {},

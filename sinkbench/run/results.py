@@ -1,79 +1,106 @@
-"""One condition's results as sinkbench keeps them: lm-eval's scores, the sink metrics and the link.
+"""One condition's results as sinkbench keeps them: every document's outcome, the scores with intervals, the sinks.
 
-`condition_document()` turns what lm-eval returned (and the backend's statistics of the same
-passes) into the document `sinkbench run` saves per condition; `record_entry()` picks the
-record's part of it. Metric keys like "acc,none" are taken apart here, once.
+`condition_document()` turns what lm-eval returned (its per-document samples) and the backend's
+statistics of the same passes into the document `sinkbench run` saves per condition;
+`record_entry()` picks the record's part of it. Scores are recomputed here from the documents'
+own outcomes (the aggregate lm-eval reports is the same number), with intervals from
+sinkbench.record.stats; metric keys like "acc,none" never leave this module.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+import json
+import numpy as np
 
 from sinkbench.grid.suite import GridCell
 from sinkbench.harness.backend import ConditionStatistics
+from sinkbench.record import stats
 from sinkbench.record.link import sink_correctness_link
+from sinkbench.record.scores import PERPLEXITY, WEIGHTED, metric_estimate
 
-FORMAT = "sinkbench.condition/1"
-LM_EVAL_KEYS = ("results", "n-samples", "higher_is_better", "versions", "n-shot", "config")
-RECORD_KEYS = ("name", "role", "spec", "tasks", "identical_to", "scores", "sinks", "first_tokens", "tokens_processed",
-               "truncated_requests", "wall_time_s", "link")
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+FORMAT = "sinkbench.condition/2"
+LM_EVAL_KEYS = ("n-samples", "higher_is_better", "versions", "n-shot")
+RECORD_KEYS = ("name", "role", "spec", "tasks", "identical_to", "skipped", "scores", "outcomes", "sinks", "first_tokens",
+               "tokens_processed", "truncated_requests", "wall_time_s", "link")
 
 
-def task_scores(metrics: dict, n_docs: int) -> dict[str, dict]:
-    """{"acc,none": 0.5, "acc_stderr,none": 0.1, ...} -> {"acc": {"value", "stderr", "n", "note"}}."""
-    scores = {}
-    for key, raw in metrics.items():
-        name, _, filter_name = key.partition(",")
-        if not filter_name or name.endswith("_stderr"):
-            continue  # "alias", "name", and the stderr entries read below
-        value, stderr = _number(raw), _number(metrics.get(f"{name}_stderr,{filter_name}"))
-        notes = []
-        if value is None:
-            notes.append(f"lm-eval gave {raw!r}")
-        if stderr is None:
-            notes.append(f"no standard error (lm-eval gave {metrics.get(f'{name}_stderr,{filter_name}')!r})")
-        scores[name] = {"value": value, "stderr": stderr, "n": int(n_docs), "note": "; ".join(notes) or None}
-    return scores
+def document_hash(arguments) -> str:
+    """A short content hash of a document as the model saw it: its requests' text, without head or prefix."""
+    text = json.dumps([list(a) for a in arguments], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def per_document_correct(samples: list[dict], metric: str) -> dict[int, float]:
-    return {int(s["doc_id"]): float(s[metric]) for s in samples if metric in s}
+def documents(samples: list[dict]) -> dict:
+    """The task's document list from lm-eval's samples: ids, hashes, and (perplexity tasks) words and bytes."""
+    ordered = sorted(samples, key=lambda s: int(s["doc_id"]))
+    words = [s["word_perplexity"][1] for s in ordered] if ordered and "word_perplexity" in ordered[0] else None
+    size = next((name for name in ("byte_perplexity", "bits_per_byte") if ordered and name in ordered[0]), None)
+    return {"ids": [int(s["doc_id"]) for s in ordered], "hashes": [document_hash(s["arguments"]) for s in ordered],
+            "words": words, "bytes": [s[size][1] for s in ordered] if size else None}
 
 
-def per_document_alpha(entries: dict, task: str) -> dict[int, float]:
-    """Mean over a document's requests of their mean attention to the first token."""
+def _document_means(entries: dict, task: str, field: str) -> dict[int, float]:
+    """Per document: the mean over its requests of a request statistic's mean (alpha, text_start)."""
     sums: dict[int, list[float]] = {}
-    for key, stats in entries.items():
-        if key[0] == task:
-            sums.setdefault(int(key[1]), []).append(float(stats.alpha.float().mean()))
+    for key, request in entries.items():
+        value = getattr(request, field)
+        if key[0] == task and value is not None:
+            sums.setdefault(int(key[1]), []).append(float(value.float().mean()))
     return {doc: sum(values) / len(values) for doc, values in sums.items()}
 
 
-def first_tokens(counts, tokenizer, top: int = 16) -> list[dict]:
-    """The most frequent first tokens, most frequent first, ties by id (the same counts always read the same)."""
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
-    return [{"id": int(tid), "token": tokenizer.decode([tid])[:64], "count": int(count)} for tid, count in ranked]
+def task_outcomes(task: str, samples: list[dict], entries: dict, text_start: bool, seed: int) -> tuple[dict, dict]:
+    """(scores, outcomes) of one task under one condition from lm-eval's per-document samples."""
+    ordered = sorted(samples, key=lambda s: int(s["doc_id"]))
+    ids = [int(s["doc_id"]) for s in ordered]
+    metrics = [m for m in ordered[0]["metrics"]] if ordered else []
+    outcomes: dict = {"n": len(ordered)}
+    scores = {}
+    loglik = sizes = None
+    for metric in metrics:
+        raw = [s[metric] for s in ordered]
+        values = sizes = None
+        if metric in WEIGHTED:  # lm-eval's per-document (log-likelihood, words or bytes)
+            loglik = np.array([r[0] for r in raw], dtype=float)
+            sizes = np.array([r[1] for r in raw], dtype=float)
+        elif metric == PERPLEXITY:
+            loglik = np.array(raw, dtype=float)
+        else:
+            values = np.array(raw, dtype=float)
+            outcomes[metric] = [int(v) if v in (0.0, 1.0) else round(float(v), 6) for v in values]
+        if loglik is not None and values is None:
+            loglik = np.round(loglik, 6)  # as the record keeps them, so the score is what they give
+        scores[metric] = metric_estimate(metric, values, loglik, sizes, stats.seed_for(seed, task, metric))
+    if loglik is not None:
+        outcomes["loglik"] = [round(float(v), 6) for v in loglik]
+    for field, present in (("alpha", True), ("text_start", text_start)):
+        if present:
+            by_doc = _document_means(entries, task, field)
+            if set(by_doc) != set(ids):
+                raise RuntimeError(f"{task}: sink statistics for {len(by_doc)} documents, {len(ids)} scored")
+            outcomes[field] = [round(by_doc[d], 6) for d in ids]
+    return scores, outcomes
 
 
 def condition_document(*, cell: GridCell, result: dict, statistics: ConditionStatistics, primary: dict[str, str],
-                       wall_time_s: float, seed: int) -> dict:
+                       wall_time_s: float, seed: int, skipped: dict[str, str]) -> dict:
     """The saved form of one computed condition. `primary` maps accuracy tasks to their 0/1 metric."""
-    results = result.get("results") or {}
-    n_samples = result.get("n-samples") or {}
+    samples_by_task = result.get("samples") or {}
     entries = statistics.ledger.entries
-    link = {}
-    for task, metric in primary.items():
-        samples = (result.get("samples") or {}).get(task)
-        if samples:
-            link[task] = {"metric": metric, **sink_correctness_link(
-                per_document_correct(samples, metric), per_document_alpha(entries, task), seed=seed)}
-    tokenizer = statistics.tokenizer
+    text_start = len(statistics.head) + (len(statistics.stress.token_ids) if statistics.stress else 0) > 0
+    scores, outcomes, lists, link = {}, {}, {}, {}
+    for task in cell.tasks:
+        samples = samples_by_task.get(task)
+        if task in skipped or not samples:
+            continue
+        scores[task], outcomes[task] = task_outcomes(task, samples, entries, text_start, seed)
+        lists[task] = documents(samples)
+        if task in primary:
+            ids = lists[task]["ids"]
+            correct = dict(zip(ids, outcomes[task][primary[task]]))
+            link[task] = {"metric": primary[task],
+                          **sink_correctness_link(correct, dict(zip(ids, outcomes[task]["alpha"])), seed=seed)}
     return {
         "format": FORMAT,
         "name": cell.condition.name,
@@ -81,10 +108,12 @@ def condition_document(*, cell: GridCell, result: dict, statistics: ConditionSta
         "spec": cell.condition.to_dict(),
         "tasks": list(cell.tasks),
         "identical_to": None,
-        "scores": {task: task_scores(results[task], n_samples.get(task, {}).get("effective", 0))
-                   for task in cell.tasks if task in results},
+        "skipped": dict(skipped),
+        "scores": scores,
+        "outcomes": outcomes,
+        "documents": lists,
         "sinks": statistics.ledger.summary(),
-        "first_tokens": first_tokens(statistics.ledger.first_tokens, tokenizer),
+        "first_tokens": first_tokens(statistics.ledger.first_tokens, statistics.tokenizer),
         "tokens_processed": statistics.tokens_processed,
         "truncated_requests": statistics.counts.truncated,
         "wall_time_s": round(wall_time_s, 1),
@@ -92,6 +121,20 @@ def condition_document(*, cell: GridCell, result: dict, statistics: ConditionSta
         "model": statistics.identity.to_dict(),
         "lm_eval": {key: result.get(key) for key in LM_EVAL_KEYS},
     }
+
+
+def skipped_document(cell: GridCell, skipped: dict[str, str], model: dict) -> dict:
+    """A condition none of whose tasks could run (a stress prefix beyond the model's context)."""
+    return {"format": FORMAT, "name": cell.condition.name, "role": cell.role, "spec": cell.condition.to_dict(),
+            "tasks": list(cell.tasks), "identical_to": None, "skipped": dict(skipped), "scores": {}, "outcomes": {},
+            "documents": {}, "sinks": {}, "first_tokens": [], "tokens_processed": 0, "truncated_requests": 0,
+            "wall_time_s": 0.0, "link": {}, "model": model, "lm_eval": {}}
+
+
+def first_tokens(counts, tokenizer, top: int = 16) -> list[dict]:
+    """The most frequent first tokens, most frequent first, ties by id (the same counts always read the same)."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return [{"id": int(tid), "token": tokenizer.decode([tid])[:64], "count": int(count)} for tid, count in ranked]
 
 
 def identical_document(cell: GridCell, twin: dict) -> dict:
@@ -104,12 +147,15 @@ def identical_document(cell: GridCell, twin: dict) -> dict:
         "spec": cell.condition.to_dict(),
         "tasks": list(cell.tasks),
         "identical_to": twin["name"],
-        **{part: {t: v for t, v in twin[part].items() if t in keep} for part in ("scores", "sinks", "link")},
+        "skipped": {t: v for t, v in twin["skipped"].items() if t in keep},
+        **{part: {t: v for t, v in twin[part].items() if t in keep}
+           for part in ("scores", "outcomes", "documents", "sinks", "link")},
         "first_tokens": twin["first_tokens"],
         "tokens_processed": twin["tokens_processed"],
         "truncated_requests": twin["truncated_requests"],
         "wall_time_s": 0.0,
         "model": twin["model"],
+        "lm_eval": twin["lm_eval"],
     }
 
 

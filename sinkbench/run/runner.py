@@ -25,7 +25,7 @@ import sinkbench
 from sinkbench.data.datadir import ENV_VAR, HOW_TO_GET, data_file, resolve_data_dir
 from sinkbench.data.texts import GENERATED, generated_texts, long_texts, read_texts
 from sinkbench.errors import SinkbenchError
-from sinkbench.grid.conditions import Condition
+from sinkbench.grid.conditions import BASELINE, Condition
 from sinkbench.grid.sequences import head_tokens
 from sinkbench.grid.suite import GridCell, Suite, get_suite, task_spec
 from sinkbench.harness.backend import SinkbenchLM
@@ -36,7 +36,8 @@ from sinkbench.measure.profile import profile_document, sink_profile
 from sinkbench.record.build import build_record, task_entry, write_record
 from sinkbench.run.folder import PROFILE, RECORD, ResultsFolder, rank
 from sinkbench.run.provenance import provenance, task_hashes
-from sinkbench.run.results import condition_document, identical_document, record_entry
+from sinkbench.run.plan import Estimator, attention_ratio, beyond_context, plan_cells
+from sinkbench.run.results import FORMAT, condition_document, identical_document, record_entry, skipped_document
 
 
 @dataclass(frozen=True)
@@ -75,37 +76,21 @@ def _data_dir(config: RunConfig) -> tuple[str | None, list[str]]:
     return str(resolve_data_dir(config.data_dir)), []
 
 
-def plan_cells(cells: tuple[GridCell, ...], suite: Suite, has_data: bool) -> tuple[list[GridCell], list[str]]:
-    """Without data: drop the tasks that read it and the conditions whose stress prefix does."""
-    if has_data:
-        return list(cells), []
-    runnable, skipped = [], []
-    for cell in cells:
-        tasks = tuple(t for t in cell.tasks if not task_spec(suite, t).needs_data)
-        dropped = [t for t in cell.tasks if t not in tasks]
-        if cell.condition.prefix_length or not tasks:
-            skipped.append(f"{cell.condition.name} (needs the data directory)")
-            continue
-        if dropped:
-            skipped.append(f"{', '.join(dropped)} under {cell.condition.name} (needs the data directory)")
-        runnable.append(GridCell(cell.condition, tasks, cell.role))
-    return runnable, skipped
-
-
 def _signature(loaded: LoadedModel, condition: Condition) -> tuple:
     """What decides the token sequences a condition produces: head, prefix length, attention edits."""
     head = head_tokens(condition, loaded.tokenizer, loaded.identity.adds_bos)
     return head, condition.prefix_length, MaskEdit.for_condition(condition, loaded.identity.n_layers)
 
 
-def _twin(loaded: LoadedModel, cell: GridCell, documents: list[dict]) -> dict | None:
-    """An earlier computed condition whose token sequences and attention are exactly this cell's.
+def _twin(loaded: LoadedModel, cell: GridCell, documents: list[tuple[GridCell, dict]]) -> dict | None:
+    """An earlier computed condition whose token sequences and attention are exactly this cell's
+    (on the same tasks and documents).
 
     SmolLM2's tokenizer adds no <bos>, so `bos=drop` there feeds the model what `bos=keep` does.
     """
     signature = _signature(loaded, cell.condition)
-    for document in documents:
-        if document["identical_to"] is None and set(cell.tasks) <= set(document["tasks"]):
+    for earlier, document in documents:
+        if document["identical_to"] is None and set(cell.tasks) <= set(document["tasks"]) and earlier.limit == cell.limit:
             if _signature(loaded, Condition.from_dict(document["spec"])) == signature:
                 return document
     return None
@@ -143,13 +128,6 @@ def _quiet_evaluation(verbose: bool) -> Iterator[None]:
         lm_eval.evaluator.get_git_commit_hash = saved
 
 
-def _eta(seconds_per_task: list[float], remaining_tasks: int) -> str:
-    if not seconds_per_task:
-        return "ETA after the first condition"
-    seconds = sum(seconds_per_task) / len(seconds_per_task) * remaining_tasks
-    return f"ETA {seconds / 60:.0f} min" if seconds >= 90 else f"ETA {seconds:.0f} s"
-
-
 @dataclass
 class _Session:
     """The model and lm-eval's task manager, made once and only if something needs computing."""
@@ -161,11 +139,15 @@ class _Session:
     loaded: LoadedModel | None = None
     manager: TaskManager | None = None
 
+    load_seconds: float | None = None
+
     def model(self) -> LoadedModel:
         if self.loaded is None:
             self.log(f"loading {self.config.model} ({self.config.dtype} on {self.config.device}) ...")
+            start = time.time()
             self.loaded = load_model(self.config.model, dtype=self.config.dtype, family=self.config.family,
                                      device=self.config.device)
+            self.load_seconds = round(time.time() - start, 1)
         return self.loaded
 
     def tasks(self) -> TaskManager:
@@ -176,24 +158,26 @@ class _Session:
         return self.manager
 
 
-def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path) -> dict:
+def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path, skipped: dict[str, str]) -> dict:
     config = session.config
     sidecar.unlink(missing_ok=True)  # rows of an interrupted attempt would be counted twice
     lm = SinkbenchLM(loaded=session.model(), condition=cell.condition, sidecar=str(sidecar), data_dir=session.data_dir,
                      device=config.device, max_batch_tokens=config.max_batch_tokens, batch_size=config.batch_size)
+    limits = [n for n in (cell.limit, config.limit) if n is not None]
     start = time.time()
     with _quiet_evaluation(session.verbose):
+        # Intervals are sinkbench's own, from every document's outcome: lm-eval's bootstrap is not needed.
         result = lm_eval.simple_evaluate(
-            model=lm, tasks=list(cell.tasks), task_manager=session.tasks(), limit=config.limit, log_samples=True,
-            bootstrap_iters=config.bootstrap_iters, random_seed=config.seed, numpy_random_seed=config.seed,
-            torch_random_seed=config.seed, fewshot_random_seed=config.seed,
+            model=lm, tasks=[t for t in cell.tasks if t not in skipped], task_manager=session.tasks(),
+            limit=min(limits) if limits else None, log_samples=True, bootstrap_iters=0, random_seed=config.seed,
+            numpy_random_seed=config.seed, torch_random_seed=config.seed, fewshot_random_seed=config.seed,
         )
     if result is None:  # a rank other than 0 under data parallelism
         return {}
-    specs = [task_spec(suite, t, (result.get("results") or {}).get(t, {})) for t in cell.tasks]
-    primary = {spec.name: spec.primary_metric for spec in specs if spec.kind == "accuracy"}
+    specs = [task_spec(suite, t, (result.get("results") or {}).get(t, {})) for t in cell.tasks if t not in skipped]
+    primary = {spec.name: spec.primary_metric for spec in specs if spec.kind in ("accuracy", "retrieval")}
     return condition_document(cell=cell, result=result, statistics=lm.statistics(), primary=primary,
-                              wall_time_s=time.time() - start, seed=config.seed)
+                              wall_time_s=time.time() - start, seed=config.seed, skipped=skipped)
 
 
 def run(config: RunConfig, log=print, verbose: bool = False) -> Path | None:
@@ -223,41 +207,57 @@ def _run(config, suite, cells, folder, session, missing, data_dir, log) -> Path 
     if unknown:
         raise SinkbenchError(f"unknown task(s): {', '.join(sorted(set(unknown)))} (see `sinkbench tasks`)")
     rank0 = rank() == 0
-    documents, per_task = [], []
+    documents: list[tuple[GridCell, dict]] = []
+    estimator = None
     for number, cell in enumerate(cells, start=1):
         name = f"{cell.condition.slug}.json"
-        remaining = sum(len(c.tasks) for c in cells[number - 1 :])
         header = f"[{number}/{len(cells)}] {cell.condition.name}"
         document = folder.load(name)
-        if document is not None and document.get("name") == cell.condition.name and set(cell.tasks) <= set(document["tasks"]):
+        if (document is not None and document.get("format") == FORMAT and document.get("name") == cell.condition.name
+                and set(cell.tasks) <= set(document["tasks"])):
             log(f"{header}: done already ({name})")
-            documents.append(document)
+            documents.append((cell, document))
+            if estimator is not None:
+                estimator.learn(cell, document)
             continue
         loaded = session.model()
+        if estimator is None:
+            estimator = Estimator(attention_ratio(loaded.model))
+            for earlier, done in documents:
+                estimator.learn(earlier, done)
         folder.check_identity({"weights_sha256": loaded.identity.weights_sha256, "revision": loaded.identity.revision},
                               config.model)
+        baseline = next((d for c, d in documents if c.role == BASELINE), None)
+        head = len(head_tokens(cell.condition, loaded.tokenizer, loaded.identity.adds_bos))
+        skipped = beyond_context(cell, suite, loaded.identity.max_context, head, baseline)
         twin = _twin(loaded, cell, documents)
         if twin is not None and not rank0:
             continue
         if twin is not None:
             log(f"{header}: the same token sequences as {twin['name']}; its numbers are carried over")
             document = identical_document(cell, twin)
+        elif len(skipped) == len(cell.tasks):
+            log(f"{header}: skipped, {next(iter(skipped.values()))}")
+            document = skipped_document(cell, skipped, loaded.identity.to_dict())
         else:
-            log(f"{header}: {', '.join(cell.tasks)} ({_eta(per_task, remaining)})")
-            document = run_condition(session, cell, suite, config.out / f"{cell.condition.slug}.sinks.jsonl")
+            tasks = [t for t in cell.tasks if t not in skipped]
+            log(f"{header}: {', '.join(tasks)} ({estimator.remaining(cells[number - 1 :])})")
+            for task, reason in skipped.items():
+                log(f"{header}: {task} skipped, {reason}")
+            document = run_condition(session, cell, suite, config.out / f"{cell.condition.slug}.sinks.jsonl", skipped)
             if not document:  # another rank than 0: rank 0 holds the results; keep what decides twins
-                documents.append({"name": cell.condition.name, "spec": cell.condition.to_dict(),
-                                  "tasks": list(cell.tasks), "identical_to": None})
+                documents.append((cell, {"name": cell.condition.name, "spec": cell.condition.to_dict(),
+                                         "tasks": list(cell.tasks), "identical_to": None}))
                 continue
-            per_task.append(document["wall_time_s"] / len(cell.tasks))
+            estimator.learn(cell, document)
         folder.save(name, document)
-        documents.append(document)
-        if twin is None:
+        documents.append((cell, document))
+        if twin is None and len(skipped) < len(cell.tasks):
             log(f"{header}: {document['wall_time_s']:.0f} s, saved")
     if not rank0:
         return None  # rank 0 writes the profile and the record
     profile = _profile(config, folder, session, suite, data_dir, log)
-    return _write_record(config, suite, folder, session, documents, profile, missing, data_dir)
+    return _write_record(config, suite, folder, session, [d for _, d in documents], profile, missing, data_dir)
 
 
 def _profile(config: RunConfig, folder: ResultsFolder, session: _Session, suite: Suite, data_dir, log) -> dict:
@@ -285,6 +285,23 @@ def _profile(config: RunConfig, folder: ResultsFolder, session: _Session, suite:
     return profile
 
 
+def task_documents(documents: list[dict]) -> dict[str, dict]:
+    """Each task's document list: the longest any condition scored; every other condition must
+    have scored a prefix of it (the same ids and content hashes)."""
+    lists: dict[str, dict] = {}
+    for document in documents:
+        for task, entry in document.get("documents", {}).items():
+            held = lists.get(task)
+            if held is None or len(entry["ids"]) > len(held["ids"]):
+                held, entry = entry, held
+                lists[task] = held
+            if entry is not None:
+                n = len(entry["ids"])
+                if entry["ids"] != held["ids"][:n] or entry["hashes"] != held["hashes"][:n]:
+                    raise SinkbenchError(f"{task}: conditions scored different documents; rerun with --force")
+    return lists
+
+
 def _write_record(config, suite, folder, session, documents, profile, missing, data_dir) -> Path:
     identity = dict(documents[0]["model"]) if documents else session.model().identity.to_dict()
     model = {**identity, "name": display_name(config.model), "release_date": config.release_date}
@@ -293,10 +310,12 @@ def _write_record(config, suite, folder, session, documents, profile, missing, d
     higher = {}
     for document in documents:
         higher.update(((document.get("lm_eval") or {}).get("higher_is_better")) or {})
-    tasks = {t: task_entry(task_spec(suite, t, higher.get(t, {})), higher.get(t, {})) for d in documents for t in d["tasks"]}
-    tasks_run = sorted({t for d in documents for t in d["tasks"]})
+    lists = task_documents(documents)
+    tasks = {t: task_entry(task_spec(suite, t, higher.get(t, {})), higher.get(t, {}), lists.get(t))
+             for d in documents for t in d["tasks"]}
+    tasks_run = sorted({t for d in documents for t in d["tasks"] if t in lists})
     hashes = task_hashes(session.tasks().task_index, tasks_run) if tasks_run else {}
-    record = build_record(model=model, provenance=provenance(config, suite, hashes, documents, data_dir),
+    record = build_record(model=model, provenance=provenance(config, suite, hashes, documents, data_dir, session.load_seconds),
                           tasks=tasks, profile=profile, conditions=[record_entry(d) for d in documents],
                           missing=missing)
     path = folder.path / RECORD

@@ -1,0 +1,116 @@
+"""What a run can compute, and how long it will take: data availability, lengths beyond a model's context, an ETA.
+
+Nothing is ever truncated to fit: a stress prefix or a retrieval length the model cannot take
+whole is skipped, and the record says so ("beyond the model's context").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from sinkbench.grid.suite import GridCell, Suite, task_spec
+
+
+def plan_cells(cells: tuple[GridCell, ...], suite: Suite, has_data: bool) -> tuple[list[GridCell], list[str]]:
+    """Without data: drop the tasks that read it and the conditions whose stress prefix does."""
+    if has_data:
+        return list(cells), []
+    runnable, skipped = [], []
+    for cell in cells:
+        tasks = tuple(t for t in cell.tasks if not task_spec(suite, t).needs_data)
+        dropped = [t for t in cell.tasks if t not in tasks]
+        if cell.condition.prefix_length or not tasks:
+            skipped.append(f"{cell.condition.name} (needs the data directory)")
+            continue
+        if dropped:
+            skipped.append(f"{', '.join(dropped)} under {cell.condition.name} (needs the data directory)")
+        runnable.append(GridCell(cell.condition, tasks, cell.role, cell.limit))
+    return runnable, skipped
+
+
+def beyond_context(cell: GridCell, suite: Suite, max_context: int | None, head: int, baseline: dict | None) -> dict[str, str]:
+    """The cell's tasks the model cannot take whole, each with the reason.
+
+    A retrieval document of L tokens needs L + head tokens. Under a stress prefix of P tokens a
+    task needs P + its longest sequence without one (read off the baseline, which runs first);
+    the last token of a sequence is never fed to the model, hence the + 1.
+    """
+    if max_context is None:
+        return {}
+    skipped = {}
+    prefix = cell.condition.prefix_length
+    for task in cell.tasks:
+        spec = task_spec(suite, task)
+        if spec.retrieval is not None and spec.retrieval[1] + head + prefix > max_context:
+            skipped[task] = (f"beyond the model's context: a {spec.retrieval[1]}-token document"
+                             f"{f' after a {prefix}-token prefix' if prefix else ''} in {max_context} tokens")
+        elif prefix and baseline is not None and task in baseline.get("sinks", {}):
+            longest = baseline["sinks"][task]["max_tokens"]
+            if prefix + longest > max_context + 1:
+                skipped[task] = (f"beyond the model's context: a {prefix}-token prefix and the task's longest "
+                                 f"sequence ({longest} tokens) exceed {max_context} tokens")
+    return skipped
+
+
+# Prefix attention runs at about 0.78 of the matrix products' FLOP rate on this project's CPU
+# (bench/prefix_kernel.py: 138 against 176 GFLOP/s): a prefix token weighs 1 / 0.78 of its FLOPs.
+ATTENTION_SLOWDOWN = 1 / 0.78
+
+
+@dataclass
+class Estimator:
+    """Seconds left in a grid, from what it will compute: each cell's documents times the tokens per
+    document the first condition measured, a stress prefix weighing in by its attention cost, at the
+    pace of the conditions computed so far. Says nothing until a condition has finished."""
+
+    attention_ratio: float  # attention FLOPs per (query, key) over a token's matrix-product FLOPs
+    tokens: dict[str, float] = field(default_factory=dict)  # task -> sequence tokens per document, no prefix
+    documents: dict[str, int] = field(default_factory=dict)  # task -> its documents
+    seconds: float = 0.0
+    work: float = 0.0
+
+    def learn(self, cell: GridCell, document: dict) -> None:
+        for task, outcome in document["outcomes"].items():
+            sinks = document["sinks"].get(task)
+            if sinks is None:
+                continue
+            self.documents.setdefault(task, outcome["n"])
+            per_request = max(1.0, sinks["mean_tokens"] - cell.condition.prefix_length)
+            self.tokens.setdefault(task, per_request * sinks["n_requests"] / outcome["n"])
+        if document["identical_to"] is None and document["wall_time_s"] > 0:
+            work = self.cell_work(cell, {task: o["n"] for task, o in document["outcomes"].items()})
+            if work:
+                self.seconds += document["wall_time_s"]
+                self.work += work
+
+    def cell_work(self, cell: GridCell, counts: dict[str, int] | None = None) -> float | None:
+        """Token-equivalents of a cell; None while a task of it has never run."""
+        total = 0.0
+        weight = 1 + ATTENTION_SLOWDOWN * self.attention_ratio * cell.condition.prefix_length
+        for task in cell.tasks if counts is None else counts:
+            if task not in self.tokens:
+                return None
+            n = counts[task] if counts is not None else min(cell.limit or self.documents[task], self.documents[task])
+            total += n * self.tokens[task] * weight
+        return total
+
+    def remaining(self, cells: list[GridCell]) -> str:
+        if self.work <= 0:
+            return "time left: known once a condition has finished"
+        works = [self.cell_work(cell) for cell in cells]
+        if None in works:
+            return "time left: known once every task has run once"
+        seconds = sum(works) * self.seconds / self.work
+        return f"about {seconds / 60:.0f} min left in the grid" if seconds >= 90 else f"about {seconds:.0f} s left in the grid"
+
+
+def attention_ratio(model) -> float:
+    """Attention FLOPs per (query, key) over a token's own matrix-product FLOPs, from the model itself:
+    4 x heads x head_dim x layers over 2 x its linear weights (the LM head excluded)."""
+    config = model.config
+    head = model.get_output_embeddings()
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 4 * config.num_attention_heads * head_dim * config.num_hidden_layers / max(1, 2 * linear)
