@@ -1,8 +1,8 @@
 """The `sinkbench` command line: probe a model's sinks, run a suite into a record, check records, the board.
 
-Nothing imports this module. Each command imports what it needs when it runs: `sinkbench
---help`, `validate` and the board commands need neither torch nor lm-eval, and loading those
-takes seconds.
+Nothing imports this module. The commands that drive a model import torch, transformers and
+lm-eval when they run (marked "lazy on purpose"): `sinkbench --help`, `validate`, `tasks` and the
+board commands need none of them, and loading them takes seconds.
 """
 
 from __future__ import annotations
@@ -15,15 +15,21 @@ import time
 from pathlib import Path
 
 from sinkbench.board.cli import add_commands
+from sinkbench.data.texts import read_texts
 from sinkbench.errors import SinkbenchError
+from sinkbench.files import write_json_atomic
+from sinkbench.grid.conditions import Condition
+from sinkbench.grid.suite import SUITES, ProfilePlan, custom_grid, get_suite
+from sinkbench.harness.tasklist import default_tasks_dir, describe_tasks
+from sinkbench.record.format import read_record
+from sinkbench.record.report import render_record
+from sinkbench.record.validate import problems
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from sinkbench.data.texts import read_texts
-    from sinkbench.files import write_json_atomic
-    from sinkbench.grid.suite import ProfilePlan
+    # lazy on purpose: torch and transformers
     from sinkbench.measure.models import load_model
     from sinkbench.measure.profile import profile_document, render, save_heatmap, sink_profile
 
@@ -54,29 +60,29 @@ def _csv(kind):
     return parse
 
 
-def _positive(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
-        return value
+POSITIVE = {  # flag -> what it counts, for the one-line error when it is not a whole number >= 1
+    "T": "tokens per sequence", "n": "sequences", "first_k": "first keys", "batch_size": "rows per forward pass",
+    "limit": "documents per task", "max_batch_tokens": "tokens per forward pass", "window": "keys",
+}
 
-    return parse
+
+def _check_positive(args: argparse.Namespace) -> None:
+    """Whole numbers >= 1 where a count is asked for; checked before anything loads."""
+    for name, what in POSITIVE.items():
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise SinkbenchError(f"{flag} must be a whole number >= 1 ({what}), got {value}")
 
 
 def _check_bos(bos: str) -> None:
-    from sinkbench.grid.conditions import Condition
-
     Condition.from_args(bos=bos)
 
 
 def _check_device(device: str) -> None:
     """--device cuda on a torch without CUDA: say so (and how to get a CUDA build) before any model loads."""
     if device.startswith("cuda"):
-        import torch
+        import torch  # lazy on purpose: only to ask whether this build has CUDA
 
         from sinkbench.harness.backend import cuda_missing
 
@@ -91,10 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # lm-eval's per-task bars and transformers' GGUF bars; tqdm reads this when it is first
         # imported, so before sinkbench.run imports them. Bars that set `disable` themselves (ours) stay.
         os.environ.setdefault("TQDM_DISABLE", "1")
-    from sinkbench.grid.suite import SUITES, custom_grid, get_suite
-    from sinkbench.record.format import read_record
-    from sinkbench.record.report import render_record
-    from sinkbench.run import RunConfig, run
+    from sinkbench.run import RunConfig, run  # lazy on purpose: torch, transformers and lm-eval
 
     suite = get_suite(args.suite)
     if args.tasks:  # a suite's group name stands for its tasks
@@ -135,9 +138,6 @@ def _check_date(text: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from sinkbench.record.format import read_record
-    from sinkbench.record.validate import problems
-
     path = Path(args.file)
     if path.is_dir():  # a run folder: its record
         if not (path / "record.json").is_file():
@@ -152,8 +152,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from sinkbench.harness.tasklist import default_tasks_dir, describe_tasks
-
     print(describe_tasks(default_tasks_dir()), end="")
     return 0
 
@@ -167,11 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--model", required=True, help="alias (smollm2-135m, gemma3-270m), hub id, folder or .gguf file")
     probe.add_argument("--data", required=True, help="JSONL file, one text per line")
     probe.add_argument("--field", default="text", help="JSON field holding the text (default: text)")
-    probe.add_argument("--T", type=_positive("--T"), default=64, help="tokens per sequence, <bos> included (default 64, as Gu et al.)")
-    probe.add_argument("--n", type=_positive("--n"), default=100, help="number of sequences (default 100, as Gu et al.)")
+    probe.add_argument("--T", type=int, default=64, help="tokens per sequence, <bos> included (default 64, as Gu et al.)")
+    probe.add_argument("--n", type=int, default=100, help="number of sequences (default 100, as Gu et al.)")
     probe.add_argument("--bos", default="keep", help="keep | drop | double | replace:<token> (default keep)")
-    probe.add_argument("--first-k", type=_positive("--first-k"), default=4, help="report attention mass on the first k tokens (default 4)")
-    probe.add_argument("--batch-size", type=_positive("--batch-size"), default=8)
+    probe.add_argument("--first-k", type=int, default=4, help="report attention mass on the first k tokens (default 4)")
+    probe.add_argument("--batch-size", type=int, default=8)
     probe.add_argument("--dtype", default="float32", choices=DTYPES)
     probe.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     probe.add_argument("--out", required=True, help="output folder for profile.json and alpha_heatmap.png")
@@ -190,15 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bos", type=_csv(str), default=None, help="your own grid: comma-separated <bos> modes "
                      "(keep, drop, double, replace:<token>)")
     run.add_argument("--prefix", type=_csv(int), default=None, help="your own grid: comma-separated stress prefix lengths")
-    run.add_argument("--window", type=_positive("--window"), default=None, help="your own grid: attend only to the last W keys")
+    run.add_argument("--window", type=int, default=None, help="your own grid: attend only to the last W keys")
     run.add_argument("--sinks", type=_csv(int), default=None,
                      help="with --window: comma-separated counts of first keys always kept (StreamingLLM: 0,4)")
     run.add_argument("--knockout", default=None, help="your own grid: layers where attention to the first token is masked: all, 3, 0-3, 0+2")
-    run.add_argument("--limit", type=_positive("--limit"), default=None,
+    run.add_argument("--limit", type=int, default=None,
                      help="documents per task (smoke runs; the record says so)")
-    run.add_argument("--batch-size", type=_positive("--batch-size"), default=None,
+    run.add_argument("--batch-size", type=int, default=None,
                      help="at most this many rows per forward pass (default: as many as --max-batch-tokens allows)")
-    run.add_argument("--max-batch-tokens", type=_positive("--max-batch-tokens"), default=None,
+    run.add_argument("--max-batch-tokens", type=int, default=None,
                      help="tokens per forward pass, padding included (default 1024 on a CPU, 16384 on a GPU; a longer row runs alone)")
     run.add_argument("--data-dir", default=None, help="benchmark data directory (default: $SINKBENCH_DATA_DIR, "
                      "else ../shared/data beside a checkout; without one, real tasks are skipped)")
@@ -229,12 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["lm-eval"]:
-        from sinkbench.lm_eval_cli import main as lm_eval_main
+        from sinkbench.lm_eval_cli import main as lm_eval_main  # lazy on purpose: lm-eval and torch
 
         return lm_eval_main(argv[1:])
     args = build_parser().parse_args(argv)
     args.argv = list(argv)
     try:
+        _check_positive(args)
         return args.func(args)
     except SinkbenchError as err:
         print(f"sinkbench: error: {err}", file=sys.stderr)

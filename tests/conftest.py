@@ -103,3 +103,22 @@ def tiny_loaded(tiny_model_dir):
     from sinkbench.measure.models import load_model
 
     return load_model(str(tiny_model_dir))
+
+
+def _data_dir_reason() -> str | None:
+    """Why the benchmark data directory cannot be used, or None when it can."""
+    from sinkbench.data.datadir import resolve_data_dir
+    from sinkbench.errors import SinkbenchError
+
+    try:
+        resolve_data_dir()
+    except SinkbenchError as err:
+        return str(err)
+    return None
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("needs_data"):
+        reason = _data_dir_reason()
+        if reason is not None:
+            pytest.skip(f"needs the benchmark data directory: {reason}")

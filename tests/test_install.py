@@ -30,10 +30,10 @@ assert "sinkbench" in model_registry and "torch" not in sys.modules
 model = sys.argv[1]
 tasks = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False, metadata={"tokenizer": model})
 out = lm_eval.simple_evaluate(model="sinkbench", model_args=f"pretrained={model},bos=keep",
-                              tasks=["sinkbench_passkey_quick"], task_manager=tasks, limit=2, batch_size=2,
+                              tasks=["sinkbench_passkey_quick_512"], task_manager=tasks, limit=2, batch_size=2,
                               bootstrap_iters=0)
-assert out["n-samples"]["sinkbench_passkey_quick"]["effective"] == 2, out["n-samples"]
-assert "acc,none" in out["results"]["sinkbench_passkey_quick"]
+assert out["n-samples"]["sinkbench_passkey_quick_512"]["effective"] == 2, out["n-samples"]
+assert "acc,none" in out["results"]["sinkbench_passkey_quick_512"]
 print(get_model("sinkbench").__name__, default_tasks_dir().name)
 """
 
@@ -58,6 +58,8 @@ def _run(command, timeout=300, **kwargs):
     return proc
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_wheel_in_a_clean_venv(tmp_path, tiny_model_dir):
     if not _registry_reachable(tmp_path / "probe"):
         pytest.skip("the package registry is unreachable: cannot install the wheel's dependencies")
@@ -75,14 +77,14 @@ def test_wheel_in_a_clean_venv(tmp_path, tiny_model_dir):
     elsewhere = tmp_path / "work"  # not the checkout: the installed task configs must be found
     elsewhere.mkdir()
     listing = _run([sinkbench, "tasks"], env=env, cwd=elsewhere).stdout
-    assert "sinkbench_quick" in listing and "sinkbench_passkey_quick" in listing
+    assert "sinkbench_quick" in listing and "sinkbench_passkey_quick_512" in listing
 
     out = tmp_path / "out"
-    _run([sinkbench, "run", "--model", tiny_model_dir, "--tasks", "sinkbench_passkey_quick", "--bos", "keep",
+    _run([sinkbench, "run", "--model", tiny_model_dir, "--tasks", "sinkbench_passkey_quick_512", "--bos", "keep",
           "--prefix", "0", "--limit", "2", "--out", out], env=env, cwd=elsewhere)
     # record.json and `sinkbench validate` come from sinkbench.run.runner / sinkbench.record.format (not packaging):
     record = json.loads((out / "record.json").read_text())
-    assert record["conditions"][0]["scores"]["sinkbench_passkey_quick"]["acc"]["n"] == 2
+    assert record["conditions"][0]["scores"]["sinkbench_passkey_quick_512"]["acc"]["n"] == 2
     _run([sinkbench, "validate", out / "record.json"], env=env, cwd=elsewhere)
 
     evaluated = _run([python, "-c", EVALUATE, tiny_model_dir], env=env, cwd=elsewhere).stdout.split()

@@ -10,6 +10,8 @@ import pytest
 from sinkbench.harness.tasklist import default_tasks_dir
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_lm_eval_cli_with_sinkbench_model(tiny_model_dir, tmp_path):
     sidecar = tmp_path / "sinks.jsonl"
     command = [
@@ -37,6 +39,8 @@ LAUNCHERS = {
 }
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("launcher", list(LAUNCHERS))
 def test_data_parallel_ranks_merge_their_sink_metrics(launcher, tiny_model_dir, tmp_path):
     """Two CPU ranks split the documents; rank 0 reports every request once."""

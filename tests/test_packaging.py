@@ -64,6 +64,7 @@ def test_pyproject_lists_every_package_folder():
     assert set(config["packages"]) == expected
 
 
+@pytest.mark.subprocess
 def test_wheel_holds_the_code_and_the_task_configs(tmp_path):
     wheel = build_wheel(tmp_path, isolated=False)  # the venv's setuptools: no network needed
     with zipfile.ZipFile(wheel) as archive:
@@ -72,7 +73,7 @@ def test_wheel_holds_the_code_and_the_task_configs(tmp_path):
         entry_points = archive.read("sinkbench-0.1.0.dist-info/entry_points.txt").decode()
     expected = _source_files(ROOT / "sinkbench", "sinkbench") | _source_files(TASKS, "sinkbench_tasks")
     assert sorted(expected - names) == []
-    assert "sinkbench_tasks/longcontext/sinkbench_passkey_quick.yaml" in names
+    assert "sinkbench_tasks/longcontext/sinkbench_passkey_quick_512.yaml" in names
     assert "sinkbench_tasks/longcontext/utils.py" in names
     assert "sinkbench = sinkbench.cli:main" in entry_points
     assert "Requires-Dist: accelerate>=1.0" in metadata
@@ -107,6 +108,7 @@ print("ok")
 """
 
 
+@pytest.mark.subprocess
 def test_import_sinkbench_registers_the_backend_without_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", LAZY_REGISTRATION], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -120,11 +122,11 @@ def test_describe_tasks_descriptions_and_counts():
     """Beyond tests/test_tasklist.py: where descriptions come from, and document counts."""
     text = describe_tasks(TASKS)
     groups, tasks = text.split("\nTasks (")
-    assert "sinkbench_quick (v1.0, 6 tasks): Minutes on a 2-core CPU" in groups and "(not found)" not in groups
+    assert "sinkbench_quick (v3.0, 8 tasks): The quick suite" in groups and "(not found)" not in groups
     lines = {line.split()[0]: line for line in tasks.splitlines()[1:]}
     assert len(lines) == len(collect(TASKS)[1])
-    assert lines["sinkbench_passkey_quick"].split()[1:3] == ["loglikelihood", "v1.0"]
-    assert lines["sinkbench_passkey_quick"].endswith("Pass-key retrieval in filler text; 10 docs of 1k tokens")
+    assert lines["sinkbench_passkey_quick_512"].split()[1:3] == ["loglikelihood", "v2.0"]
+    assert lines["sinkbench_passkey_quick_512"].endswith("Pass-key retrieval in filler text; 12 docs of 512 tokens")
     assert lines["sinkbench_passkey"].endswith("40 docs: 10 at each of 1k, 4k, 16k, 32k tokens")
     assert " v2.0 " in lines["sinkbench_boolq"] and "BoolQ dev" in lines["sinkbench_boolq"]  # no comment: its README
     # arc_challenge includes arc_easy but reads other data: not described as ARC-Easy

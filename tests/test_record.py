@@ -59,26 +59,36 @@ DELETE = object()
 SCORE = ("conditions", 0, "scores", "tiny_choice", "acc")
 
 # (what is wrong, where, new value, the field the first problem must name)
+OUTCOMES = ("conditions", 0, "outcomes", "tiny_choice")
 MUTATIONS = [
     ("required field missing", ("model", "n_layers"), DELETE, "model"),
     ("unknown field", ("model", "favourite_colour"), "blue", "model"),
     ("string where a number belongs", SCORE + ("value",), "N/A", "conditions[0].scores.tiny_choice.acc.value"),
-    ("wrong schema version", ("schema_version",), "0.9", "schema_version"),
+    ("old schema version", ("schema_version",), "1.0", "schema_version"),
     ("bad sha256", ("model", "weights_sha256"), "xyz", "model.weights_sha256"),
     ("bad release date", ("model", "release_date"), "May 2025", "model.release_date"),
     ("over-long string", ("model", "family"), "x" * 500, "model.family"),
     ("fraction above 1", ("profile", "alpha_mean"), 1.5, "profile.alpha_mean"),
-    ("accuracy outside [0, 1]", SCORE + ("value",), 1.5, "conditions[0].scores.tiny_choice.acc.value"),
-    ("null value without a note", SCORE + ("stderr",), None, "conditions[0].scores.tiny_choice.acc"),
+    ("an alpha above 1 in a table", ("profile", "alpha_by_head", 0, 0), 1.5, "profile.alpha_by_head"),
+    ("accuracy that its documents do not give", SCORE + ("value",), 0.9, "conditions[0].scores.tiny_choice.acc.value"),
+    ("stderr that its documents do not give", SCORE + ("stderr",), 0.5, "conditions[0].scores.tiny_choice.acc.stderr"),
+    ("interval that does not hold the value", SCORE + ("ci_high",), 0.0, "conditions[0].scores.tiny_choice.acc"),
+    ("an outcome that is not 0 or 1", OUTCOMES + ("acc", 0), 2, "conditions[0]"),
+    ("outcomes not aligned with n", OUTCOMES + ("acc",), [0, 1], "conditions[0].outcomes.tiny_choice.acc"),
+    ("more documents than the task lists", OUTCOMES + ("n",), 9, "conditions[0].outcomes.tiny_choice"),
+    ("a document id out of order", ("tasks", "tiny_choice", "documents", "ids", 0), 7, "tasks.tiny_choice.documents.ids"),
     ("partial without a reason", ("status",), "partial", "status"),
     ("name does not match spec", ("conditions", 1, "name"), "bos=keep,prefix=9", "conditions[1].name"),
+    ("role does not match spec", ("conditions", 1, "role"), "knockout", "conditions[1].role"),
     ("identical_to names no earlier condition", ("conditions", 1, "identical_to"), "bos=double", "conditions[1].identical_to"),
     ("task not described", ("conditions", 0, "tasks", 0), "tiny_unknown", "conditions[0].tasks"),
     ("alpha table of the wrong shape", ("profile", "alpha_by_head", 0), [0.1], "profile.alpha_by_head"),
     ("alpha mean inconsistent", ("profile", "alpha_mean"), 0.999, "profile.alpha_mean"),
+    ("per-text values that do not give the mean", ("profile", "per_text", "alpha_mean", 0), 0.9, "profile.per_text.alpha_mean"),
     ("sweep lengths not increasing", ("profile", "length_sweep", "points", 1, "T"), 8, "profile.length_sweep.points"),
     ("link counts inconsistent", ("conditions", 0, "link", "tiny_choice", "n"), 99, "conditions[0].link.tiny_choice"),
     ("summary disagrees with the record", ("summary", "suite_score", "value"), 0.123, "summary.suite_score.value"),
+    ("summary interval disagrees", ("summary", "suite_score", "ci_high"), 0.99, "summary.suite_score.ci_high"),
     ("summary column missing", ("summary", "sink_growth"), DELETE, "summary.sink_growth"),
 ]
 
@@ -90,6 +100,15 @@ def test_validate_rejects(record, what, path, value, field):
     found = problems(broken)
     assert found, what
     assert found[0].startswith(field), found[0]
+
+
+def test_a_flipped_document_outcome_disagrees_with_its_aggregate(record):
+    """The aggregate and every analytic interval are recomputed from the documents: one flip is caught."""
+    broken = copy.deepcopy(record)
+    outcomes = broken["conditions"][0]["outcomes"]["tiny_cloze"]["acc"]
+    outcomes[0] = 1 - outcomes[0]
+    found = problems(broken)
+    assert found and found[0].startswith("conditions[0].scores.tiny_cloze.acc.value: ") and "per-document" in found[0]
 
 
 def test_a_duplicate_condition_and_a_twin_that_differs_are_caught(record):
@@ -104,7 +123,7 @@ def test_a_duplicate_condition_and_a_twin_that_differs_are_caught(record):
 def test_a_complete_suite_record_needs_the_whole_grid(record):
     claimed = copy.deepcopy(record)
     claimed["provenance"]["suite"]["custom_grid"] = False
-    assert any("lacks the suite's condition bos=keep,prefix=1024" in p for p in problems(claimed))
+    assert any("lacks the suite's condition bos=keep,prefix=256" in p for p in problems(claimed))
 
 
 def test_json_that_is_not_a_record(tmp_path, capsys):
@@ -172,16 +191,76 @@ def test_column_names_are_unique_and_directions_known():
     assert {c.direction for c in COLUMNS} <= {"higher", "lower", "neutral"}
 
 
-def test_dependence_columns_on_hand_made_scores(record):
-    made = copy.deepcopy(record)
-    accuracy = [t for t, spec in made["tasks"].items() if spec["kind"] == "accuracy"]
-    for condition, value in zip(made["conditions"][:3], (0.8, 0.2, 0.4)):  # keep, drop, knockout
-        for task in accuracy:
-            condition["scores"][task]["acc"]["value"] = value
-    summary = compute_summary(made)
-    assert summary["suite_score"]["value"] == pytest.approx(0.8)
-    assert summary["bos_dependence"]["value"] == pytest.approx(0.75)  # (0.8 - 0.2) / 0.8
-    assert summary["knockout_dependence"]["value"] == pytest.approx(0.5)
-    made["model"]["adds_bos"] = False
-    flagged = compute_summary(made)["bos_dependence"]
-    assert flagged["value"] == 0 and "adds no <bos>" in flagged["note"]
+def _exact(**options):
+    from records import make_record
+
+    return make_record(docs=100, sweep_docs=100, retrieval_docs=20, **options)
+
+
+def test_dependence_columns_on_hand_made_records():
+    # docs=100, task offsets -0.04/0/+0.04: keep 0.56/0.60/0.64 (S = 0.6), drop x0.75 -> 0.42/0.45/0.48
+    # (S = 0.45), knockout x0.5 -> 0.28/0.30/0.32 (S = 0.3): every count a whole number of documents.
+    summary = _exact(score=0.6, bos_dependence=0.25, knockout_dependence=0.5)["summary"]
+    assert summary["suite_score"]["value"] == pytest.approx(0.6)
+    assert summary["bos_dependence"]["value"] == pytest.approx(0.25)  # (0.6 - 0.45) / 0.6
+    assert summary["knockout_dependence"]["value"] == pytest.approx(0.5)  # (0.6 - 0.3) / 0.6
+    for name in ("bos_dependence", "knockout_dependence"):
+        entry = summary[name]
+        assert entry["ci_low"] < entry["value"] < entry["ci_high"] and "paired" in entry["method"]
+        assert entry["mde"] == pytest.approx(2.801585 * entry["stderr"], rel=1e-5)
+    flagged = _exact(adds_bos=False)["summary"]["bos_dependence"]
+    assert flagged["value"] == 0 and flagged["by_construction"] and "adds no <bos>" in flagged["note"]
+
+
+def test_length_robustness_is_the_mean_normalised_score_over_the_sweep():
+    # Sweep tasks LAMBADA and ARC-Easy (0.56, 0.64: S(0) = 0.6); robustness 0.7 over three lengths scales
+    # them by 0.9, 0.8, 0.7 -> S = 0.54, 0.48, 0.42 (50+58, 45+51, 39+45 of 100 documents each).
+    entry = _exact(score=0.6, robustness=0.7)["summary"]["length_robustness"]
+    assert entry["value"] == pytest.approx((0.9 + 0.8 + 0.7) / 3)
+    assert "256, 1024, 4096" in entry["note"]
+
+
+def test_effective_context_on_a_known_curve():
+    # 20 documents per length, accuracies 1.0, 0.95, 0.9, 0.75 at 512..4096: >= 0.9 of 1.0 up to 2048.
+    entry = _exact(retrieval=(1.0, 0.95, 0.9, 0.75))["summary"]["effective_context"]
+    assert entry["value"] == 2048
+    assert entry["ci_low"] <= 2048 <= entry["ci_high"]
+    failing = _exact(retrieval=(0.4, 0.3, 0.2, 0.1))["summary"]["effective_context"]
+    assert failing["value"] is None and "fails at the shortest length (512 tokens" in failing["note"]
+    from sinkbench.record.columns import effective_length
+
+    assert effective_length([512, 1024, 2048], [0.8, 0.6, 0.79]) == 512  # must stay above: no comeback counts
+
+
+def test_a_length_beyond_the_context_is_skipped_and_the_longest_computed_prefix_is_used():
+    record = _exact(max_context=2048)
+    skipped = {c["name"]: c["skipped"] for c in record["conditions"] if c["skipped"]}
+    assert "beyond the model's context" in next(iter(skipped["bos=keep,prefix=4096"].values()))
+    assert set(skipped) >= {"bos=keep,prefix=4096", "bos=keep"}  # and the 4096-token pass-key under the baseline
+    assert record["summary"]["sink_share_at_longest_prefix"]["note"] == "prefix=1024 tokens over none"
+    assert "256, 1024 tokens" in record["summary"]["length_robustness"]["note"]
+
+
+def test_streaming_gap_sink_growth_and_massive_activation_by_hand():
+    from records import make_record
+
+    record = make_record()
+    only = next(c for c in record["conditions"] if c["role"] == "window_only")
+    sinks = next(c for c in record["conditions"] if c["role"] == "window_sinks")
+    words = record["tasks"]["sinkbench_book_ppl_quick"]["documents"]["words"]
+    only["outcomes"]["sinkbench_book_ppl_quick"]["loglik"] = [-2.0 * w for w in words]  # ppl e^2
+    sinks["outcomes"]["sinkbench_book_ppl_quick"]["loglik"] = [-1.0 * w for w in words]  # ppl e
+    points = record["profile"]["length_sweep"]["points"]
+    points[0]["per_text"]["alpha_mean"] = [0.4, 0.4, 0.4, 0.4]
+    points[-1]["per_text"]["alpha_mean"] = [0.1, 0.1, 0.1, 0.1]
+    record["profile"]["massive_activations"]["ratio_by_text"] = [[1.0, 10.0, 2.0, 3.0], [3.0, 30.0, 2.0, 1.0]] * 10
+    summary = compute_summary(record)
+    assert summary["streaming_gap"]["value"] == pytest.approx(math.e)
+    assert summary["sink_growth"]["value"] == pytest.approx(0.25)
+    assert summary["massive_activation_ratio"]["value"] == pytest.approx(20.0) and summary["massive_activation_ratio"]["note"] == "layer 1"
+
+
+def test_machine_facts_carry_no_interval_and_say_why():
+    summary = _exact()["summary"]
+    for name in ("throughput", "wall_time_s"):
+        assert summary[name]["ci_low"] is None and "machine" in summary[name]["note"]

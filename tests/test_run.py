@@ -86,6 +86,7 @@ def test_run_writes_a_valid_record_with_every_part(tiny_model_dir, tasks_dir, tm
     assert record["provenance"]["task_hashes"].keys() == set(SCORED)
 
 
+@pytest.mark.slow
 def test_a_stopped_run_resumes_to_the_same_record_and_runs_are_deterministic(tiny_model_dir, tasks_dir, tmp_path):
     reference = json.loads(run(config(tiny_model_dir, tmp_path / "a", tasks_dir), log=lambda m: None).read_text())
 
@@ -233,6 +234,38 @@ def test_run_cli_errors_are_one_line(capsys, tmp_path):
     assert "comma-separated list" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--limit", "0"], "--limit must be a whole number >= 1 (documents per task), got 0"),
+    (["--limit", "-3"], "--limit must be a whole number >= 1 (documents per task), got -3"),
+    (["--max-batch-tokens", "0"], "--max-batch-tokens must be a whole number >= 1"),
+    (["--device", "cuda"], "install a CUDA build"),
+    (["--device", "tpu"], "--device must be cpu, cuda, cuda:N or mps"),
+])
+def test_bad_arguments_get_one_line_before_any_model_loads(argv, message, capsys, tmp_path, monkeypatch):
+    import torch
+
+    import sinkbench.measure.models as models
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a CPU-only build
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert main(["run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sinkbench: error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()  # and no folder was made
+
+
+def test_validate_accepts_a_run_folder(tiny_model_dir, tasks_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    run(config(tiny_model_dir, out, tasks_dir, cells=CELLS[:1]), log=lambda m: None)
+    assert main(["validate", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"{out / 'record.json'}: valid sinkbench record"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["validate", str(empty)]) == 2
+    assert "a folder without a record.json" in capsys.readouterr().err
+
+
 def test_ctrl_c_says_how_to_resume(monkeypatch, capsys, tmp_path):
     import sinkbench.run
 
@@ -245,6 +278,8 @@ def test_ctrl_c_says_how_to_resume(monkeypatch, capsys, tmp_path):
     assert "stopped" in err and "run the same command again" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_under_torchrun_rank_0_writes_the_record_with_every_rank_s_results(tiny_model_dir, tasks_dir, tmp_path):
     """Two CPU ranks split the documents; the record equals a single-process run's."""
     import os

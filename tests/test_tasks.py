@@ -29,6 +29,8 @@ def test_suite_has_the_expected_tasks_and_groups():
     assert all(name.startswith("sinkbench_") for name in TASKS + GROUPS)
 
 
+@pytest.mark.needs_data
+@pytest.mark.slow
 def test_every_task_runs_on_a_tiny_model(tiny_model_dir):
     manager = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False,
                           metadata={"tokenizer": str(tiny_model_dir)})
@@ -77,6 +79,7 @@ def test_synthetic_task_needs_a_tokenizer():
     assert model_spec("passkey", pretrained="smollm2-135m") == "smollm2-135m"
 
 
+@pytest.mark.needs_data
 def test_altered_or_missing_file_is_refused(tmp_path):
     relative = "copa/copa-dev.derived-from-bcopa.xml"
     (tmp_path / "copa").mkdir()
@@ -91,6 +94,7 @@ def test_altered_or_missing_file_is_refused(tmp_path):
         resolve_data_dir(tmp_path / "nowhere")
 
 
+@pytest.mark.needs_data
 def test_copied_file_with_right_hash_is_accepted(tmp_path):
     relative = "copa/copa-dev.derived-from-bcopa.xml"
     (tmp_path / "copa").mkdir()
@@ -112,6 +116,7 @@ def test_arc_repair_on_hand_made_rows():
     assert docs[0]["question"] == "q1"
 
 
+@pytest.mark.needs_data
 def test_arc_on_the_real_files_follows_the_official_key():
     easy = taskdata.arc_easy()["test"]
     challenge = taskdata.arc_challenge()["test"]
@@ -124,6 +129,7 @@ def test_arc_on_the_real_files_follows_the_official_key():
         assert len(set(doc["choices"]["text"])) == len(doc["choices"]["text"])
 
 
+@pytest.mark.needs_data
 def test_copa_matches_the_independent_superglue_copy():
     docs = taskdata.copa()["test"]
     other = [json.loads(l) for l in open(resolve_data_dir() / "copa/copa_superglue_val.llmfoundry.jsonl")]
@@ -134,6 +140,7 @@ def test_copa_matches_the_independent_superglue_copy():
         assert row["query"].startswith(doc["premise"][:-1])
 
 
+@pytest.mark.needs_data
 def test_piqa_labels_match_the_independent_copy():
     docs = taskdata.piqa()["test"]
     other = [json.loads(l) for l in open(resolve_data_dir() / "piqa/piqa_val.llmfoundry.jsonl")]
@@ -141,6 +148,7 @@ def test_piqa_labels_match_the_independent_copy():
     assert [d["label"] for d in docs] == [r["gold"] for r in other]
 
 
+@pytest.mark.needs_data
 def test_boolq_and_openbookqa_and_winogrande_parse():
     boolq = taskdata.boolq()["test"]
     assert len(boolq) == 3270 and set(boolq["label"]) == {0, 1}
@@ -151,6 +159,7 @@ def test_boolq_and_openbookqa_and_winogrande_parse():
     assert len(wino) == 5 and len(wino[0]["contexts"]) == 2
 
 
+@pytest.mark.needs_data
 def test_book_chunks_are_consecutive_passages():
     docs = taskdata.book_chunks(n_docs=3, doc_chars=2000)["test"]
     assert [len(d["text"]) for d in docs] == [2000] * 3

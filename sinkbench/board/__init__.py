@@ -1,14 +1,21 @@
-"""The leaderboard: submitted records in, tables, plots, release tracking and comparisons out.
+"""The leaderboard: submitted records in, tables, pages, plots, release tracking and comparisons out.
 
-Reads records only; never imports torch or transformers (a test checks). The parts:
+Reads records only; never imports torch, transformers or lm-eval (a test checks). The parts:
 
-* store.py   where submissions live, what a submission must pass, `submit`
-* table.py   the records as a pandas table; the Markdown and CSV views of it
-* svg.py     small, deterministic SVG charts (axes, points, lines, heatmaps)
-* plots.py   the board's charts, drawn from records with svg.py
-* site.py    the static page (Jinja2 with autoescape, templates/)
-* build.py   `board build`: README.md, leaderboard.csv and site/index.html from the submissions
-* track.py   a family's releases in order, two records compared, regression thresholds
-* export.py  the summary columns as Hugging Face model-index YAML
-* cli.py     `sinkbench submit`, `sinkbench board build|track|compare`, `sinkbench export`
+* store.py       where submissions live, what a submission must pass, `submit`
+* ranks.py       rank bands from the suite score's intervals (Chatbot Arena's rule)
+* table.py       the records as a pandas table with intervals; the Markdown and CSV views of it
+* boardjson.py   board.json, checked against schema/board.schema.json
+* curves.py      the numbers the charts draw, read out of a record, each with its interval
+* svg.py         small, deterministic SVG charts (axes, lines and points with error bars, legends)
+* heatmap.py     layer x head heatmaps, colour bars, the α difference of two records
+* plots.py       the index's charts: one line per record of a suite
+* recordplots.py a model page's charts
+* pages.py       what a model page shows (site/models/<family>/<model>/<revision>.html)
+* site.py        the static pages (Jinja2 with autoescape, templates/)
+* build.py       `board build`: every output from the submissions, byte-identical on rebuild
+* comparison.py  `board compare`: sinkbench.record.compare's paired changes and verdicts, printed
+* track.py       `board track`: a family's releases, each against the one before it
+* export.py      the summary columns as Hugging Face model-index YAML
+* cli.py         `sinkbench submit`, `sinkbench board build|track|compare`, `sinkbench export`
 """

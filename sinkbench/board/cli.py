@@ -28,7 +28,7 @@ def load_record(path: str) -> dict:
 
 
 def _thresholds(args: argparse.Namespace):
-    from sinkbench.board.track import Thresholds
+    from sinkbench.record.compare import Thresholds
 
     for flag, value in (("--max-dependence-rise", args.max_dependence_rise), ("--max-score-drop", args.max_score_drop)):
         if not math.isfinite(value):
@@ -45,10 +45,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from sinkbench.board.build import build
+    from sinkbench.board.build import OUTPUTS, build
 
-    for path in build(Path(args.board)):
-        print(f"wrote {path}")
+    written = build(Path(args.board))
+    for name in OUTPUTS:
+        print(f"wrote {Path(args.board) / name}")
+    pages = len(written) - len(OUTPUTS)
+    print(f"wrote {pages} record page{'s' * (pages != 1)} under {Path(args.board) / 'site' / 'models'}")
     return 0
 
 
@@ -56,28 +59,31 @@ def cmd_track(args: argparse.Namespace) -> int:
     from sinkbench.board.store import load_board
     from sinkbench.board.track import releases, track
 
-    report, found = track(releases(load_board(Path(args.board)), args.family, args.model), _thresholds(args))
+    chosen = releases(load_board(Path(args.board)), args.family, args.model)
+    report, found = track(chosen, _thresholds(args), unpaired=args.unpaired)
     print(report)
     return 1 if found else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from sinkbench.board.plots import difference_heatmap
+    from sinkbench.board.comparison import describe, report, same_shape
+    from sinkbench.board.heatmap import difference_heatmap
     from sinkbench.board.store import write_output
-    from sinkbench.board.track import compare, describe, same_shape
+    from sinkbench.record.compare import compare
 
     if not 0 <= args.eps <= 1 or args.top < 0:
         raise SinkbenchError("--eps must lie in [0, 1] and --top be >= 0")
+    thresholds = _thresholds(args)
     a, b = load_record(args.a), load_record(args.b)
-    report, found = compare(a, b, _thresholds(args), eps=args.eps, top=args.top)
-    print(report)
+    comparison = compare(a, b, thresholds, unpaired=args.unpaired)  # SinkbenchError: cannot be paired (exit 2)
+    alpha_a, alpha_b = a["profile"]["alpha_by_head"], b["profile"]["alpha_by_head"]
+    if args.svg and not same_shape(alpha_a, alpha_b):
+        raise SinkbenchError("--svg: the two records have different layer x head shapes; no heatmap drawn")
+    print(report(comparison, a, b, thresholds, eps=args.eps, top=args.top))
     if args.svg:
-        alpha_a, alpha_b = a["profile"]["alpha_by_head"], b["profile"]["alpha_by_head"]
-        if not same_shape(alpha_a, alpha_b):
-            raise SinkbenchError("--svg: the two records have different layer x head shapes; no heatmap drawn")
         write_output(Path(args.svg), difference_heatmap(alpha_a, alpha_b, (describe(a), describe(b)), args.eps))
         print(f"wrote {args.svg}")
-    return 1 if found else 0
+    return 1 if comparison.regressions else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -88,7 +94,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_thresholds(parser: argparse.ArgumentParser) -> None:
-    from sinkbench.board.track import Thresholds
+    from sinkbench.record.compare import Thresholds
 
     defaults = Thresholds()
     parser.add_argument("--max-dependence-rise", type=float, default=defaults.max_dependence_rise, metavar="X",
@@ -96,6 +102,8 @@ def _add_thresholds(parser: argparse.ArgumentParser) -> None:
                              f"(default {defaults.max_dependence_rise:g})")
     parser.add_argument("--max-score-drop", type=float, default=defaults.max_score_drop, metavar="X",
                         help=f"largest allowed fall of the suite score, absolute (default {defaults.max_score_drop:g})")
+    parser.add_argument("--unpaired", action="store_true",
+                        help="compare as independent samples (records whose documents differ); labelled as such")
 
 
 def add_commands(subparsers) -> None:
@@ -112,14 +120,16 @@ def add_commands(subparsers) -> None:
     board = subparsers.add_parser("board", help="build the leaderboard, track a family's releases, compare two records")
     actions = board.add_subparsers(dest="board_command", required=True, metavar="{build,track,compare}")
 
-    build = actions.add_parser("build", help="write README.md, leaderboard.csv and site/index.html from the submissions")
+    build = actions.add_parser("build", help="write README.md, leaderboard.csv, board.json, site/index.html and a page "
+                                             "per record from the submissions")
     build.add_argument("--board", default="leaderboard", help=BOARD_HELP)
     build.set_defaults(func=cmd_build)
 
     track = actions.add_parser(
         "track", help="a family's releases in order with each column's change; exit 1 if the latest regresses",
-        description="List a family's releases (release date, then revision) with each summary column's change from "
-                    "the release before. Exit 1 when the latest release regresses against the one before it.")
+        description="List a family's releases (per suite; release date, then revision) with each summary column's "
+                    "change from the release before, its paired 95% interval, MDE and verdict. Exit 1 when the "
+                    "latest release regresses against the one before it, 2 when two releases cannot be paired.")
     track.add_argument("family", help="the family, as records name it (model.family)")
     track.add_argument("--model", default=None, help="only this model of the family (model.name)")
     track.add_argument("--board", default="leaderboard", help=BOARD_HELP)
@@ -128,8 +138,10 @@ def add_commands(subparsers) -> None:
 
     compare = actions.add_parser(
         "compare", help="two records column by column and head by head; exit 1 if B regresses against A",
-        description="Compare record B (new) with record A (old): every summary column, and the layer x head α "
-                    "difference (which heads gained or lost their sink). Exit 1 when B regresses against A.")
+        description="Compare record B (new) with record A (old) on the documents both hold: every summary column's "
+                    "change with its paired 95% interval, MDE and verdict, McNemar's test per accuracy task, and "
+                    "the layer x head α difference (which heads gained or lost their sink). Exit 1 when B regresses "
+                    "against A (only within one family), 2 on bad input or records that cannot be paired.")
     compare.add_argument("a", help="the old record (.json)")
     compare.add_argument("b", help="the new record (.json)")
     _add_thresholds(compare)

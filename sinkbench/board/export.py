@@ -1,16 +1,27 @@
 """`sinkbench export --model-index RECORD`: the summary columns as Hugging Face model-card `model-index` YAML.
 
 Paste the output into the YAML block at the top of a model's README.md. The layout is the Hub's
-(hub-docs modelcard.md): one result whose task is text generation, whose dataset names the
-sinkbench suite and version, and one metric per summary column that has a value. Written with
-yaml.safe_dump, so a model name with quotes, colons or newlines stays one YAML string.
+(hub-docs modelcard.md; huggingface_hub's EvalResult): one result whose task is text generation,
+whose dataset names the sinkbench suite and version, and one metric per measured column of the
+model. The format has no field for uncertainty; a metric's free-form `args` mapping is the only
+place it keeps, so the standard error, the 95% interval and n travel there. Left out: machine
+facts (throughput, wall time: they describe the device) and any value that is 0 by construction.
+Written with yaml.safe_dump, so a model name with quotes, colons or newlines stays one string.
 """
 
 from __future__ import annotations
 
 import yaml
 
-from sinkbench.record.columns import COLUMNS
+from sinkbench.record.columns import COLUMNS, MODEL
+
+
+def _uncertainty(entry: dict) -> dict | None:
+    """The estimate's stderr, 95% interval and n, where it has them."""
+    args = {key: round(entry[key], 6) for key in ("stderr", "ci_low", "ci_high") if entry[key] is not None}
+    if not args:
+        return None
+    return {**args, "n": entry["n"], "confidence": 0.95}
 
 
 def model_index(record: dict, name: str | None = None) -> dict:
@@ -19,10 +30,13 @@ def model_index(record: dict, name: str | None = None) -> dict:
     metrics = []
     for column in COLUMNS:
         entry = record["summary"][column.name]
-        if entry["value"] is None or entry["by_construction"]:
-            continue  # 0 by construction is not a measurement: it would read as robustness on a model page
-        value = entry["value"]
-        metrics.append({"type": column.name, "name": column.title, "value": round(value, 6), "verified": False})
+        if column.kind != MODEL or entry["value"] is None or entry["by_construction"]:
+            continue  # a machine fact, or 0 by construction: neither describes the model
+        metric = {"type": column.name, "name": column.title, "value": round(entry["value"], 6)}
+        uncertainty = _uncertainty(entry)
+        if uncertainty:
+            metric["args"] = uncertainty
+        metrics.append({**metric, "verified": False})
     return {"model-index": [{
         "name": name or record["model"]["name"],
         "results": [{

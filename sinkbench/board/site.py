@@ -1,88 +1,122 @@
-"""The board's static page: one HTML file, rendered by Jinja2 with autoescape, that works offline from file://.
+"""The board's static site: `site/index.html` (every record of every suite, sortable, with charts) and a page
+per record; Jinja2 with autoescape, works offline from file://.
 
-The table is sortable by every column and filterable by family (templates/board.js, admitted by
-its hash in the page's Content-Security-Policy, so no other script can run even if a string got
-through); the charts are inline SVG from plots.py.
+The index's table is sortable by every column and filterable by suite, family and a search by
+model name (templates/board.js, admitted by its hash in the page's Content-Security-Policy, so
+no other script can run even if a string got through). Model pages run no script at all.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from functools import lru_cache
 from importlib import resources
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from sinkbench.board import plots
-from sinkbench.board.table import ARROWS, BETTER, format_value, is_missing
+from sinkbench.board import pages, plots
+from sinkbench.board.ranks import RULE
+from sinkbench.board.table import (ARROWS, BETTER, BY_CONSTRUCTION, MACHINE_COLUMNS, MODEL_COLUMNS, format_interval,
+                                   format_value, interval_names, is_missing, suites)
 from sinkbench.record.columns import COLUMNS, LOWER
 
 IDENTITY_HEADERS = (  # (name, title, type): the identity columns before the summary columns
     ("rank", "#", "number"), ("model", "model", "text"), ("family", "family", "text"),
     ("revision", "revision", "text"), ("release_date", "released", "text"),
 )
+SHOWN_INTERVAL = "suite_score"  # the ranked column shows its interval in the cell; every other one on hover
 
 
-def _environment() -> Environment:
+@lru_cache(maxsize=1)
+def environment() -> Environment:
     return Environment(loader=PackageLoader("sinkbench.board", "templates"), autoescape=True,
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
-def _script() -> tuple[str, str]:
+def script() -> tuple[str, str]:
     """board.js and its CSP source ('sha256-...')."""
-    script = resources.files("sinkbench.board").joinpath("templates/board.js").read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    return script, f"sha256-{digest}"
+    text = resources.files("sinkbench.board").joinpath("templates/board.js").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+    return text, f"sha256-{digest}"
 
 
 def _headers() -> list[dict]:
     headers = [{"name": name, "title": title, "type": kind, "arrow": "", "description": title,
                 "first": "ascending"} for name, title, kind in IDENTITY_HEADERS]
-    for c in COLUMNS:  # first click: best first where there is a best, else largest first
+    for c in MODEL_COLUMNS:  # first click: best first where there is a best, else largest first
         headers.append({"name": c.name, "title": c.title, "type": "number", "arrow": ARROWS.get(c.direction, ""),
                         "description": f"{c.description} ({BETTER.get(c.direction, 'descriptive')})",
                         "first": "ascending" if c.direction == LOWER else "descending"})
     return headers
 
 
-def _rows(table, by_path) -> list[dict]:
+def _number_cell(column, values: dict) -> dict:
+    value = values[column.name]
+    low, high = (values[name] for name in interval_names(column))
+    note = values["notes"].get(column.name)
+    if column.name in values["by_construction"].split():
+        return {"cls": "missing", "sort": "", "text": "0 †", "small": "", "title": f"{BY_CONSTRUCTION}: {note}"}
+    if is_missing(value):
+        return {"cls": "missing", "sort": "", "text": format_value(column, value), "small": "", "title": note or ""}
+    interval = format_interval(column, low, high)
+    title = "; ".join(part for part in (f"95% interval {interval}" if interval else "no interval", note) if part)
+    return {"cls": "", "sort": f"{value:.6g}", "text": format_value(column, value),
+            "small": interval if column.name == SHOWN_INTERVAL else "", "title": title}
+
+
+def _rows(group, by_path, start: int) -> list[dict]:
     rows = []
-    for row in table.itertuples(index=False):
-        values = row._asdict()
-        submission = by_path[row.path]
-        cells = [
-            {"kind": "number", "sort": str(row.rank), "text": str(row.rank), "note": None},
-            {"kind": "model", "sort": row.model, "text": row.model, "note": str(submission.path)},
-            {"kind": "text", "sort": row.family, "text": row.family, "note": None},
-            {"kind": "text", "sort": row.revision, "text": row.revision, "note": None},
-            {"kind": "text", "sort": row.release_date or "", "text": row.release_date or "—", "note": None},
-        ]
-        for c in COLUMNS:
-            value = values[c.name]
-            missing = is_missing(value)
-            cells.append({"kind": "number missing" if missing else "number", "sort": "" if missing else f"{value:.10g}",
-                          "text": format_value(c, value), "note": submission.record["summary"][c.name]["note"]})
-        rows.append({"family": row.family, "rank": row.rank, "cells": cells})
+    for offset, values in enumerate(group.to_dict("records")):
+        submission = by_path[values["path"]]
+        values["notes"] = {c.name: submission.entry(c.name)["note"] for c in MODEL_COLUMNS}
+        rank = None if is_missing(values["rank"]) else int(values["rank"])
+        rows.append({
+            "r": start + offset, "family": values["family"], "model": values["model"], "rank": rank,
+            "href": pages.link_from_index(submission), "revision": values["revision"],
+            "released": values["release_date"] or "—", "cells": [_number_cell(c, values) for c in MODEL_COLUMNS],
+            "device": values["device"],
+            "machine": [format_value(c, values[c.name]) for c in MACHINE_COLUMNS],
+        })
     return rows
 
 
-def page(submissions, table) -> str:
-    """The HTML page for the board's submissions and their table (table.frame)."""
+def _suite_sections(submissions, table) -> list[dict]:
     by_path = {str(s.path): s for s in submissions}
-    ordered = [by_path[path] for path in table["path"]]
-    charts, heatmaps = plots.board_plots(ordered) if ordered else ([], [])
-    script, script_hash = _script()
-    suites = sorted({f"{name} {version}" for name, version in (s.suite for s in submissions)})
-    return _environment().get_template("index.html.j2").render(
-        script=Markup(script), script_hash=script_hash,  # our own file, not a record's string
-        suite=", ".join(suites), families=sorted({s.family for s in submissions}),
-        headers=_headers(), rows=_rows(table, by_path),
+    styles = plots.family_styles(s.family for s in submissions)
+    sections, start = [], 0
+    for name, version, group in suites(table):
+        rows = _rows(group, by_path, start)
+        ordered = [by_path[path] for path in group["path"]]
+        series = [plots.Series(s, start + i, *styles[s.family]) for i, s in enumerate(ordered)]
+        charts = plots.suite_plots(f"plot-{name}", series)
+        machine = sorted(rows, key=lambda row: (row["device"], row["model"], row["family"], row["revision"]))
+        sections.append({
+            "key": name, "name": name, "version": version, "rows": rows, "machine": machine,
+            "families": sorted({s.family for s in ordered}), "many": len(ordered) > plots.svg.MANY,
+            # The SVG was built by ElementTree, which escaped every string in it.
+            "plots": [{"id": p.id, "heading": p.heading, "caption": p.caption, "svg": Markup(p.svg)} for p in charts],
+        })
+        start += len(rows)
+    return sections
+
+
+def index_page(submissions, table) -> str:
+    """site/index.html for the board's submissions and their table (table.frame)."""
+    text, digest = script()
+    return environment().get_template("index.html.j2").render(
+        script=Markup(text), script_hash=digest,  # our own file, not a record's string
+        suites=_suite_sections(submissions, table) if submissions else [], count=len(submissions),
+        families=sorted({s.family for s in submissions}), headers=_headers(), rank_rule=RULE,
+        machine_headers=[{"title": c.title, "arrow": ARROWS.get(c.direction, ""), "unit": c.unit}
+                         for c in MACHINE_COLUMNS],
         columns=[{"name": c.name, "title": c.title, "arrow": ARROWS.get(c.direction, ""), "unit": c.unit,
-                  "description": c.description, "formula": c.formula, "better": BETTER.get(c.direction, "descriptive")}
-                 for c in COLUMNS],
-        # The SVG was built by ElementTree, which escaped every string in it.
-        plots=[{"id": p.id, "heading": p.heading, "caption": p.caption, "svg": Markup(p.svg)} for p in charts],
-        heatmaps=[(label, Markup(svg)) for label, svg in heatmaps],
-        colour_bar=Markup(plots.alpha_colour_bar()),
+                  "kind": c.kind, "description": c.description, "formula": c.formula,
+                  "better": BETTER.get(c.direction, "descriptive")} for c in COLUMNS],
     )
+
+
+def model_page(submission, label: str) -> str:
+    """site/models/<family>/<model>/<revision>.html for one submission."""
+    return environment().get_template("model.html.j2").render(**pages.context(submission, label))

@@ -21,6 +21,7 @@ from sinkbench.record.format import dumps, read_record
 
 DEFAULT_BOARD = Path("leaderboard")
 SUBMISSIONS = "submissions"
+SITE, MODELS = "site", "models"  # site/models/<family>/<model>/<revision>.html: one page per record
 MAX_STRING = 1000  # characters: the schema's longest free text (a note, a reason)
 MAX_COMPONENT = 100  # characters of one path component
 SAFE_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -56,8 +57,22 @@ class Submission:
         suite = self.record["provenance"]["suite"]
         return suite["name"], suite["version"]
 
+    @property
+    def device(self) -> str:
+        return self.record["provenance"]["device"]
+
+    @property
+    def page(self) -> PurePosixPath:
+        """Where the board's site keeps this record's page: the submission's path components under site/models."""
+        _, family, model, revision = self.path.parts
+        return PurePosixPath(SITE, MODELS, family, model, revision[: -len(".json")] + ".html")
+
     def value(self, column: str) -> float | None:
         return self.record["summary"][column]["value"]
+
+    def entry(self, column: str) -> dict:
+        """The column's summary estimate: value, stderr, ci_low, ci_high, method, n, note, mde, by_construction."""
+        return self.record["summary"][column]
 
 
 def revision_label(model: dict) -> str | None:
@@ -94,6 +109,9 @@ def read_untrusted(path: Path) -> dict:
         raise SinkbenchError(f"{path}: JSON nested too deeply to be a record") from None
 
 
+_PLAIN = (int, float, bool, type(None))
+
+
 def string_problems(record) -> list[str]:
     """Strings (keys too) longer than MAX_STRING or holding control characters or lone surrogates."""
     found, stack = [], [([], record)]
@@ -104,7 +122,9 @@ def string_problems(record) -> list[str]:
             texts = [(parts, key, True) for key in value]
             stack += [(parts + [key], item) for key, item in reversed(value.items())]
         elif isinstance(value, list):
-            stack += [(parts + [index], item) for index, item in reversed(list(enumerate(value)))]
+            # Most of a record is lists of per-document numbers: pass those over in one sweep.
+            if not all(type(item) in _PLAIN for item in value):
+                stack += [(parts + [index], item) for index, item in reversed(list(enumerate(value)))]
         elif isinstance(value, str):
             texts = [(parts, value, False)]
         for where, text, is_key in texts:
@@ -198,7 +218,7 @@ def submission_files(board: Path) -> list[Path]:
 
 
 def load_board(board: Path) -> list[Submission]:
-    """Every submission, each checked as `submit` checks it and filed where its record says; one suite version."""
+    """Every submission, each checked as `submit` checks it and filed where its record says; one version per suite."""
     submissions = []
     for file in submission_files(board):
         relative = PurePosixPath(file.relative_to(board).as_posix())
@@ -212,10 +232,19 @@ def load_board(board: Path) -> list[Submission]:
         if relative != expected:
             raise SinkbenchError(f"{relative}: its record belongs at {expected} (family/model/revision)")
         submissions.append(Submission(relative, record))
-    suites = sorted({s.suite for s in submissions})
-    if len(suites) > 1:
-        raise SinkbenchError(f"{board}: records of several suite versions ({_versions(submissions)}); a board holds one")
+    mixed = _mixed_versions(submissions)
+    if mixed:
+        raise SinkbenchError(f"{board}: records of several versions of suite {mixed} ({_versions(submissions)}); "
+                             "a board holds one version of each suite")
     return submissions
+
+
+def _mixed_versions(submissions) -> str | None:
+    """The first suite the submissions hold at more than one version, else None."""
+    versions: dict[str, set[str]] = {}
+    for s in submissions:
+        versions.setdefault(s.suite[0], set()).add(s.suite[1])
+    return next((name for name, seen in sorted(versions.items()) if len(seen) > 1), None)
 
 
 def _versions(submissions) -> str:
@@ -262,9 +291,10 @@ def submit(record_file: Path, board: Path = DEFAULT_BOARD, replace: bool = False
     board = Path(board)
     existing = _filed(board)
     suite = record["provenance"]["suite"]
-    if any(s.suite != (suite["name"], suite["version"]) for s in existing):
+    same_suite = [s for s in existing if s.suite[0] == suite["name"]]
+    if any(s.suite[1] != suite["version"] for s in same_suite):
         raise SinkbenchError(f"{record_file}: provenance.suite: the record is {suite['name']} {suite['version']}, "
-                             f"the board holds {_versions(existing)}; a board holds one suite version")
+                             f"the board holds {_versions(same_suite)}; a board holds one version of each suite")
     relative = submission_path(record)
     target = board / relative
     root = (board / SUBMISSIONS).resolve()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+from datasets import Dataset, DatasetDict, load_dataset
+
 from sinkbench.data.datadir import book_text, data_file
 from sinkbench.errors import SinkbenchError
 
@@ -21,8 +23,6 @@ def _jsonl(relative: str, data_dir) -> list[dict]:
 
 
 def _as_dataset(rows: list[dict], max_docs=None):
-    from datasets import Dataset, DatasetDict
-
     if max_docs is not None:
         rows = rows[: int(max_docs)]
     if not rows:
@@ -31,8 +31,6 @@ def _as_dataset(rows: list[dict], max_docs=None):
 
 
 def _from_hub(path: str, name: str | None, split: str, max_docs):
-    from datasets import DatasetDict, load_dataset
-
     try:
         data = load_dataset(path, name, split=split)
     except Exception as err:  # offline, renamed, ...: say which and how to avoid it

@@ -28,6 +28,8 @@ from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 from sinkbench.grid.conditions import Condition, knockout_layers
 
@@ -392,9 +394,6 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
 
 def register() -> None:
     """Make `attn_implementation="sinkbench"` known to transformers (idempotent)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
     AttentionInterface.register(ATTENTION_NAME, sinkbench_attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, sdpa_mask)
 

@@ -24,7 +24,7 @@ def _sinks(condition: dict) -> tuple[float | None, dict]:
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "-"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
+    return f"{value:,.0f}" if abs(value) >= 1000 or digits == 0 else f"{value:.{digits}f}"
 
 
 def interval(entry: dict, digits: int = 3) -> str:
@@ -59,7 +59,7 @@ def render_record(record: dict, load_seconds: float | None = None, elapsed_secon
     for column in COLUMNS:
         entry = record["summary"][column.name]
         unit = "" if column.unit in ("fraction", "ratio", "relative change") else f" {column.unit}"
-        text = interval(entry, 1 if column.unit in ("s", "tokens/s", "tokens") else 3) + unit
+        text = interval(entry, {"s": 1, "tokens/s": 0, "tokens": 0}.get(column.unit, 3)) + unit
         notes = []
         if entry["mde"] is not None:
             notes.append(f"MDE {entry['mde']:.3f}")

@@ -169,16 +169,15 @@ def _check_condition_scores(where: str, condition: dict, record: dict) -> list[s
             continue
         for metric, entry in metrics.items():
             at = f"{where}.scores.{task}.{metric}"
-            found += _check_estimate(at, entry)
             if entry["n"] != outcome["n"]:
                 found.append(f"{at}.n: {entry['n']}, but {outcome['n']} documents were scored")
-            expected = _expected(metric, arrays, documents)
-            if expected is None:
-                continue
-            for key in ("value", "stderr", "ci_low", "ci_high"):
-                if key in expected and not _close(entry[key], expected[key]):
-                    found.append(f"{at}.{key}: {entry[key]} but the per-document outcomes give {expected[key]}")
-                    break
+            expected = _expected(metric, arrays, documents) or {}
+            wrong = next((key for key in ("value", "stderr", "ci_low", "ci_high")
+                          if key in expected and not _close(entry[key], expected[key])), None)
+            if wrong is not None:
+                found.append(f"{at}.{wrong}: {entry[wrong]} but the per-document outcomes give {expected[wrong]}")
+            else:
+                found += _check_estimate(at, entry)
         for name, values in arrays.items():
             if name in ("acc", "acc_norm") and not np.isin(values, (0.0, 1.0)).all():
                 found.append(f"{where}.outcomes.{task}.{name}: outcomes must be 0 or 1")

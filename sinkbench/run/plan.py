@@ -67,6 +67,7 @@ class Estimator:
 
     attention_ratio: float  # attention FLOPs per (query, key) over a token's matrix-product FLOPs
     tokens: dict[str, float] = field(default_factory=dict)  # task -> sequence tokens per document, no prefix
+    lengths: dict[str, float] = field(default_factory=dict)  # task -> tokens per request (its own attention span)
     documents: dict[str, int] = field(default_factory=dict)  # task -> its documents
     seconds: float = 0.0
     work: float = 0.0
@@ -79,6 +80,7 @@ class Estimator:
             self.documents.setdefault(task, outcome["n"])
             per_request = max(1.0, sinks["mean_tokens"] - cell.condition.prefix_length)
             self.tokens.setdefault(task, per_request * sinks["n_requests"] / outcome["n"])
+            self.lengths.setdefault(task, per_request)
         if document["identical_to"] is None and document["wall_time_s"] > 0:
             work = self.cell_work(cell, {task: o["n"] for task, o in document["outcomes"].items()})
             if work:
@@ -88,12 +90,14 @@ class Estimator:
     def cell_work(self, cell: GridCell, counts: dict[str, int] | None = None) -> float | None:
         """Token-equivalents of a cell; None while a task of it has never run."""
         total = 0.0
-        weight = 1 + ATTENTION_SLOWDOWN * self.attention_ratio * cell.condition.prefix_length
         for task in cell.tasks if counts is None else counts:
             if task not in self.tokens:
                 return None
             n = counts[task] if counts is not None else min(cell.limit or self.documents[task], self.documents[task])
-            total += n * self.tokens[task] * weight
+            # A token attends to the prefix and, on average, half its own sequence: long retrieval
+            # documents cost more per token than short questions.
+            keys = cell.condition.prefix_length + self.lengths[task] / 2
+            total += n * self.tokens[task] * (1 + ATTENTION_SLOWDOWN * self.attention_ratio * keys)
         return total
 
     def remaining(self, cells: list[GridCell]) -> str:

@@ -1,0 +1,154 @@
+"""The numbers the board's charts draw, read out of a record: each point a value with its 95% interval.
+
+Where the record carries an interval (scores, the summary) it is used as it is; where it carries
+the per-text or per-document values behind a mean (the length sweep, massive activations,
+first-token attention per condition) the interval is Student's t over them; where it carries
+only a mean (alpha by layer, over-mixing by layer) the point has no interval and the chart says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from sinkbench.record.columns import accuracy_tasks, condition_suite_score
+from sinkbench.record.views import BASELINE, Missing, conditions_of, outcome, prefix_sweep, retrieval_curve, shared_tasks
+
+CONFIDENCE = 0.95
+T_INTERVAL = "mean with Student's t 95% interval over the values behind it"
+
+
+@dataclass(frozen=True)
+class Point:
+    x: float
+    value: float
+    low: float | None = None  # the 95% interval, None where the record holds none
+    high: float | None = None
+
+
+def from_estimate(x: float, entry: dict | None) -> Point | None:
+    if entry is None or entry["value"] is None:
+        return None
+    return Point(x, entry["value"], entry["ci_low"], entry["ci_high"])
+
+
+def mean_interval(values) -> tuple[float, float | None, float | None]:
+    """(mean, low, high): Student's t interval of the mean; no interval under two values."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, None, None
+    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def mean_over_tasks(parts: list[np.ndarray]) -> tuple[float, float | None, float | None]:
+    """The mean over tasks of each task's document mean; stderr sqrt(sum se_t^2) / tasks, normal 95% interval."""
+    means = [float(p.mean()) for p in parts]
+    value = sum(means) / len(means)
+    if any(len(p) < 2 for p in parts):
+        return value, None, None
+    stderr = math.sqrt(sum(float(p.var(ddof=1)) / len(p) for p in parts)) / len(parts)
+    z = float(sps.norm.ppf(0.5 + CONFIDENCE / 2))
+    return value, value - z * stderr, value + z * stderr
+
+
+# ---- the stress curves --------------------------------------------------------------------
+
+
+def sweep_tasks(record: dict) -> dict[str, tuple[str, int]]:
+    """The accuracy tasks every condition of the prefix sweep ran: task -> (metric, documents all scored)."""
+    return shared_tasks(record, prefix_sweep(record))
+
+
+def prefix_curve(record: dict) -> list[Point]:
+    """Suite score against stress-prefix length, on the sweep's tasks (the baseline's score restricted to them,
+    so that every point averages the same tasks); each point with its interval."""
+    tasks = sweep_tasks(record)
+    points = []
+    for condition in prefix_sweep(record):
+        restricted = {**condition, "scores": {t: s for t, s in condition["scores"].items() if t in tasks}}
+        point = from_estimate(condition["spec"]["prefix_length"], condition_suite_score(restricted, record))
+        if point is not None:
+            points.append(point)
+    return points
+
+
+def attention_curve(record: dict, part: str = "alpha") -> list[Point]:
+    """Mean first-token attention against stress-prefix length, over the sweep tasks' shared documents.
+
+    part "alpha": attention to the sequence's first token (the sink, whatever it is); "text_start":
+    attention to the text's own first token (absent where nothing stands in front of the text)."""
+    tasks = sweep_tasks(record)
+    points = []
+    for condition in prefix_sweep(record):
+        try:
+            parts = [outcome(condition, task, part, n) for task, (_, n) in tasks.items()]
+        except Missing:
+            continue
+        if parts:
+            points.append(Point(condition["spec"]["prefix_length"], *mean_over_tasks(parts)))
+    return points
+
+
+def retrieval_families(record: dict) -> list[str]:
+    return sorted({t["retrieval"]["family"] for t in record["tasks"].values() if t["kind"] == "retrieval"})
+
+
+def retrieval_points(record: dict, family: str) -> list[Point]:
+    """Retrieval accuracy under the baseline against the task's length, with its Wilson interval."""
+    baseline = conditions_of(record, BASELINE)
+    if not baseline:
+        return []
+    points = []
+    for length, task in retrieval_curve(record, family):
+        metric = record["tasks"][task]["primary_metric"]
+        point = from_estimate(length, (baseline[0]["scores"].get(task) or {}).get(metric))
+        if point is not None:
+            points.append(point)
+    return points
+
+
+# ---- the sink profile ---------------------------------------------------------------------
+
+
+def depth_curve(record: dict, layers: list[float] | None = None) -> list[Point]:
+    """First-token attention by relative depth: layer index / number of layers (means only: the record keeps no
+    per-text value per layer)."""
+    by_layer = record["profile"]["alpha_by_layer"] if layers is None else layers
+    return [Point(index / len(by_layer), value) for index, value in enumerate(by_layer)]
+
+
+def layer_curve(values: list[float]) -> list[Point]:
+    return [Point(index, value) for index, value in enumerate(values)]
+
+
+def length_sweep(record: dict) -> list[Point]:
+    """Mean α at each profiled context length T, with the t interval over the texts of that length."""
+    return [Point(point["T"], *mean_interval(point["per_text"]["alpha_mean"]))
+            for point in record["profile"]["length_sweep"]["points"] if point["per_text"]["alpha_mean"]]
+
+
+def massive_by_layer(record: dict) -> list[Point]:
+    """Top |h| / median |h| per layer: the mean over texts with its t interval (profile.massive_activations)."""
+    massive = record["profile"]["massive_activations"]
+    table = np.asarray(massive["ratio_by_text"], dtype=float)  # (texts, layers)
+    if table.size == 0:
+        return layer_curve(massive["ratio_by_layer"])
+    return [Point(layer, *mean_interval(table[:, layer])) for layer in range(table.shape[1])]
+
+
+def overmixing_by_layer(record: dict) -> dict[str, list[Point]]:
+    """Relative change of the later tokens per layer after one token is swapped, with and without <bos>."""
+    curves = {}
+    for variant, entry in sorted(record["profile"]["overmixing"].items()):
+        if entry is not None and entry["relative_change_by_layer"]:
+            curves[variant] = layer_curve(entry["relative_change_by_layer"])
+    return curves
+
+
+def accuracy_task_names(record: dict) -> list[str]:
+    return list(accuracy_tasks(record))

@@ -1,0 +1,80 @@
+"""A model page's charts: one record's sink profile and stress curves, with 95% error bars where the record
+holds the values behind a mean, and the layer x head α heatmap."""
+
+from __future__ import annotations
+
+from sinkbench.board import curves, heatmap, svg
+from sinkbench.board.plots import PREFIX_AXIS, Plot
+from sinkbench.board.table import heading
+from sinkbench.record.columns import COLUMNS_BY_NAME
+
+
+def _chart(key: str, title: str, caption: str, lines: list[tuple[str, list]], x_label: str, y_label: str, *,
+           log_x: bool = True, fraction: bool = True, x_ticks: list[float] | None = None) -> Plot | None:
+    """A chart of a few named lines (label, points); None when none has a point."""
+    lines = [(label, points) for label, points in lines if points]
+    if not lines:
+        return None
+    xs = x_ticks or sorted({p.x for _, points in lines for p in points})
+    ys = [v for _, points in lines for p in points for v in (p.value, p.low, p.high)]
+    styles = [svg.style(index) for index in range(len(lines))]
+    legend = [(label, colour, dash) for (label, _), (colour, dash) in zip(lines, styles)] if len(lines) > 1 else []
+    chart = svg.Chart(title, x_label, y_label, xs, svg.value_ticks(ys, fraction), legend=legend, log_x=log_x)
+    for (label, points), (colour, dash) in zip(lines, styles):
+        chart.series(points, colour, f"{label}: " + ", ".join(_point_text(p) for p in points), dash=dash)
+    return Plot(key, title, caption, chart.to_string())
+
+
+def _point_text(point) -> str:
+    x = svg.tick_label(point.x) if float(point.x).is_integer() else f"{point.x:.2f}"
+    interval = f" [{point.low:.3f}, {point.high:.3f}]" if point.low is not None else ""
+    return f"{x} → {point.value:.3f}{interval}"
+
+
+def _layer_ticks(n_layers: int) -> list[float]:
+    return svg.nice_ticks(0, max(1, n_layers - 1))
+
+
+def record_plots(record: dict) -> list[Plot]:
+    """Every chart of a model page, in page order; a chart the record has no numbers for is left out."""
+    profile = record["profile"]
+    n_layers = len(profile["alpha_by_layer"])
+    by_length = [(f"T={profile['T']} (profile)", curves.layer_curve(profile["alpha_by_layer"]))]
+    by_length += [(f"T={p['T']}", curves.layer_curve(p["alpha_by_layer"])) for p in profile["length_sweep"]["points"]
+                  if p["T"] != profile["T"]]
+    charts = [
+        _chart("plot-depth", "First-token attention by layer", "α per layer: attention of all queries to the first "
+               "token, averaged over heads and texts, at the profile's length and each length of the sweep. Means "
+               "only: the record keeps no per-text value per layer.", by_length, "layer", "α", log_x=False,
+               x_ticks=_layer_ticks(n_layers)),
+        _chart("plot-length", "α against context length", "The length sweep: mean α over layers, heads and queries "
+               f"at each profiled length; bars: {curves.T_INTERVAL} (the texts of that length).",
+               [("mean α", curves.length_sweep(record))], "context length T (tokens, log scale)", "mean α"),
+        _chart("plot-prefix", "Suite score against stress prefix length", "Mean accuracy of the sweep tasks with "
+               "<bos> kept, per stress-prefix length; bars: 95% intervals.", [("suite score", curves.prefix_curve(record))],
+               PREFIX_AXIS, heading(COLUMNS_BY_NAME["suite_score"])),
+        _chart("plot-retrieval", "Retrieval accuracy against length", "Accuracy of each retrieval family with <bos> "
+               "kept at each length the model reaches; bars: Wilson 95% intervals.",
+               [(family, curves.retrieval_points(record, family)) for family in curves.retrieval_families(record)],
+               "context length (tokens, log scale)", "accuracy"),
+        _chart("plot-attention", "Attention to the first token against stress prefix length", "Mean over the sweep "
+               "tasks' documents of each document's attention to the sequence's first token and to the text's own "
+               f"first token; bars: 95% intervals ({curves.T_INTERVAL}, per task).",
+               [("first token of the sequence", curves.attention_curve(record)),
+                ("first token of the text", curves.attention_curve(record, "text_start"))], PREFIX_AXIS, "α"),
+        _chart("plot-massive", "Massive activations by layer", "Top |h| over median |h| per layer (Sun et al.), mean "
+               f"over the profile's texts; bars: {curves.T_INTERVAL}.", [("top / median |h|", curves.massive_by_layer(record))],
+               "layer", "ratio", log_x=False, fraction=False, x_ticks=_layer_ticks(n_layers)),
+        _chart("plot-overmixing", "Over-mixing by layer", "Relative movement of the later tokens' hidden states per "
+               "layer after one token is swapped, with and without <bos> in front (Barbero et al.: sinks slow the "
+               "spread). Means only: the record keeps per-sequence values for the last layer alone.",
+               [(variant.replace("_", " "), points) for variant, points in curves.overmixing_by_layer(record).items()],
+               "layer", "relative change", log_x=False, fraction=False, x_ticks=_layer_ticks(n_layers)),
+    ]
+    return [chart for chart in charts if chart is not None]
+
+
+def record_heatmap(record: dict, label: str) -> str:
+    model = record["model"]
+    return heatmap.alpha_heatmap(record["profile"]["alpha_by_head"], f"{label}: α per layer and head",
+                                 f"α per layer and head: {model['name']} (family {model['family']})")
