@@ -5,7 +5,6 @@ import shutil
 import time
 
 import pytest
-import torch
 
 from conftest import make_model, make_tokenizer
 from sinkbench.cli import main

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from sinkbench.grid.suite import DEFAULT_EPS
 from sinkbench.measure import metrics
 
 RequestKey = tuple  # (task, doc_id, request index[, rolling window index])
@@ -30,7 +31,7 @@ class SinkLedger:
     """Collects RequestStats by key; writes each to a JSONL sidecar as soon as it exists."""
 
     condition: str
-    eps: tuple[float, ...] = metrics.DEFAULT_EPS
+    eps: tuple[float, ...] = DEFAULT_EPS
     sidecar: Path | None = None
     entries: dict[RequestKey, RequestStats] = field(default_factory=dict)
     first_tokens: Counter = field(default_factory=Counter)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-DEFAULT_EPS = (0.3, 0.5, 0.8)
+from sinkbench.grid.suite import DEFAULT_EPS
 
 
 def alpha(first_key_attention: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:

@@ -18,7 +18,6 @@ from sinkbench.errors import SinkbenchError
 from sinkbench.files import field_path
 from sinkbench.grid.conditions import CUSTOM, Condition, role_of
 from sinkbench.grid.suite import SUITES
-from sinkbench.record import stats
 from sinkbench.record.columns import ANALYTIC, COLUMNS, Context, measure
 from sinkbench.record.format import schema
 from sinkbench.record.link import point_biserial, quartiles
