@@ -175,7 +175,7 @@ class Scorer:
         self.counts = ScoreCounts()
         self._prefix: SharedPrefix | None = None
 
-    def _shared(self) -> SharedPrefix | None:
+    def shared(self) -> SharedPrefix | None:
         """Keys and values of all fixed tokens but the last, computed once (inside the probe's session).
 
         The last fixed token runs with each batch, so every scored position has an input token in it.
@@ -195,7 +195,7 @@ class Scorer:
         results: list = [None] * len(requests)
         stats: list = [None] * len(requests)
         with self.probe:
-            prefix = self._shared()
+            prefix = self.shared()
             skip = prefix.length if prefix is not None else 0
             rows, truncated = plan_rows(requests, self.sequences, skip, self.batching.share_contexts, self.probe.first_k)
             self.counts.truncated += truncated
