@@ -325,3 +325,26 @@ def test_a_run_that_computed_nothing_leaves_nothing_behind(tiny_model_dir, tasks
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     path = run(config(tiny_model_dir, out, tasks_dir, cells=CELLS[:1]), log=lambda m: None)
     assert json.loads(path.read_text())["model"]["name"] == "tiny-llama"
+
+
+@pytest.mark.needs_data  # the stress prefix is cut from War and Peace
+def test_the_prefix_sweep_is_in_the_record_and_a_length_beyond_the_context_is_skipped(tiny_model_dir, tasks_dir, tmp_path):
+    from sinkbench.grid.conditions import PREFIX
+
+    cells = (GridCell(Condition(), ("tiny_cloze", "tiny_choice"), BASELINE),
+             *(GridCell(Condition(prefix_length=p), ("tiny_cloze", "tiny_choice"), PREFIX) for p in (64, 256, 1020)))
+    path = run(config(tiny_model_dir, tmp_path / "out", tasks_dir, cells=cells), log=lambda m: None)
+    record = json.loads(path.read_text())
+    assert problems(record) == []
+    sweep = [c for c in record["conditions"] if c["role"] == PREFIX]
+    assert [c["spec"]["prefix_length"] for c in sweep] == [64, 256, 1020]
+    longest = sweep[-1]  # the tiny model has 1024 positions: 1020 + <bos> + a text cannot fit
+    assert set(longest["skipped"]) == {"tiny_cloze", "tiny_choice"} and not longest["scores"]
+    assert all(reason.startswith("beyond the model's context") for reason in longest["skipped"].values())
+    for condition in sweep[:2]:
+        assert condition["truncated_requests"] == 0 and set(condition["scores"]) == {"tiny_cloze", "tiny_choice"}
+        sinks = condition["sinks"]["tiny_cloze"]
+        assert len(sinks["alpha_by_layer"]) == len(sinks["text_start_by_layer"]) == 2  # where the sink sits, per layer
+        assert len(condition["outcomes"]["tiny_cloze"]["text_start"]) == condition["outcomes"]["tiny_cloze"]["n"]
+    robustness = record["summary"]["length_robustness"]
+    assert robustness["note"].startswith("prefix = 64, 256 tokens")  # the skipped length is left out, not zero

@@ -139,20 +139,25 @@ class NoResampler(Resampler):
 
 
 def from_replicates(value: float | None, replicates: np.ndarray, method: str, n: int, note: str | None = None) -> dict:
-    """A percentile interval from bootstrap replicates (NaN where the statistic was undefined)."""
+    """A percentile interval from bootstrap replicates (NaN where the statistic was undefined).
+    `note` describes the value; why there is no interval is added to it."""
+
+    def noted(reason: str) -> str:
+        return f"{note}; {reason}" if note else reason
+
     if value is None or not math.isfinite(value):
-        return estimate(None, n=n, note=note or "undefined for these documents")
+        return estimate(None, n=n, note=noted("undefined for these documents"))
     replicates = np.asarray(replicates, dtype=float)
     defined = replicates[np.isfinite(replicates)]
     if len(defined) < max(2, MIN_DEFINED * len(replicates)):
         share = 1 - len(defined) / len(replicates)
-        return estimate(value, n=n, note=f"the statistic is undefined in {share:.0%} of the bootstrap resamples: "
-                                          "no interval")
+        return estimate(value, n=n, note=noted(f"the statistic is undefined in {share:.0%} of the bootstrap resamples: "
+                                               "no interval"))
     low, high = (float(q) for q in np.quantile(defined, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]))
     stderr = float(defined.std(ddof=1))
     if not low <= value <= high:
         return estimate(value, stderr, n=n, method=method,
-                        note="the bootstrap interval does not cover the estimate (too few documents): no interval")
+                        note=noted("the bootstrap interval does not cover the estimate (too few documents): no interval"))
     return estimate(value, stderr, low, high, method, n, note)
 
 
