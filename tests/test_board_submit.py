@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from board_records import SUITE, record, run_cli, snapshot, write, write_json
-from sinkbench.board.store import path_component, submission_path
+from board_helpers import STANDARD, record, run_cli, snapshot, write, write_json
+from sinkbench.board.store import path_component, plain_strings, string_problems, submission_path
+from sinkbench.grid.suite import SUITES
 from sinkbench.record.columns import compute_summary
 from sinkbench.record.format import MAX_RECORD_BYTES, dumps
 
 ROOT = Path(__file__).resolve().parents[1]
+SUITE = SUITES["quick"]
 
 
 @pytest.fixture
@@ -46,12 +48,12 @@ def test_revision_falls_back_to_the_weights_hash(tmp_path, board):
 
 
 def test_replace_overwrites_the_same_model_and_revision(tmp_path, board):
-    again = record(model="gemma-7b", revision="b1", score=0.61)
+    again = record(model="gemma-7b", revision="b1", score=0.65)
     path = write(again, tmp_path / "again.json")
     assert run_cli(["submit", path, "--board", board]) == 2
     assert run_cli(["submit", path, "--board", board, "--replace"]) == 0
     filed = json.loads((board / "submissions/gemma/gemma-7b/b1.json").read_text())
-    assert filed["summary"]["suite_score"]["value"] == pytest.approx(0.61)
+    assert filed["summary"]["suite_score"]["value"] == pytest.approx(0.65)
 
 
 def test_a_first_submission_creates_the_board(tmp_path):
@@ -115,11 +117,11 @@ def _set(path, value):
 
 
 def _drop_condition(r):
-    r["conditions"] = [c for c in r["conditions"] if c["name"] != "bos=drop,prefix=1024"]
+    r["conditions"] = [c for c in r["conditions"] if c["name"] != "bos=drop,prefix=4096"]
 
 
 def _drop_scores(r):
-    del r["conditions"][0]["scores"]["sinkbench_copa"]
+    del r["conditions"][0]["scores"]["sinkbench_piqa_quick"]
     r["summary"] = compute_summary(r)  # still a valid record: only the board's grid check fails
 
 
@@ -142,8 +144,8 @@ REJECTIONS = {
     "custom grid": (_mutated(_set(["provenance", "suite", "custom_grid"], True)), "provenance.suite.custom_grid"),
     "unknown suite": (_mutated(_set(["provenance", "suite", "name"], "mine")), "provenance.suite.name: 'mine'"),
     "old suite version": (_mutated(_set(["provenance", "suite", "version"], "0.9")), "provenance.suite.version: '0.9'"),
-    "grid incomplete": (_mutated(_drop_condition), "lacks the suite's condition bos=drop,prefix=1024"),
-    "scores incomplete": (_mutated(_drop_scores), "conditions[0].scores: no score for sinkbench_copa"),
+    "grid incomplete": (_mutated(_drop_condition), "lacks the suite's condition bos=drop,prefix=4096"),
+    "scores incomplete": (_mutated(_drop_scores), "conditions[0].skipped: sinkbench_piqa_quick neither scored nor said why not"),
     "no revision": (_mutated(_set(["model", "revision"], None)), "model.revision: null"),
     "family ..": (_mutated(_set(["model", "family"], "..")), "model.family: '..' cannot become a file name"),
     "model escapes": (_mutated(_set(["model", "name"], "../../../etc/passwd")), "model.name: '../../../etc/passwd'"),
@@ -184,13 +186,21 @@ def test_a_name_colliding_with_another_model_is_refused_even_with_replace(tmp_pa
 
 def test_another_suite_version_on_the_board_is_named(tmp_path, capsys):
     board = tmp_path / "board"
-    old = record(suite_version="1.0")  # filed by hand before the suite changed
+    old = record(suite_version="1.0", check=False)  # filed by hand before the suite changed
     write(old, board / submission_path(old))
     before = snapshot(board)
     assert run_cli(["submit", write(record(model="gemma-2b"), tmp_path / "r.json"), "--board", board]) == 2
     err = capsys.readouterr().err
     assert f"the record is quick {SUITE.version}, the board holds quick 1.0: 1 record" in err
     assert snapshot(board) == before
+
+
+def test_records_of_another_suite_share_the_board(tmp_path, board):
+    other = record(**STANDARD)
+    assert run_cli(["submit", write(other, tmp_path / "r.json"), "--board", board]) == 0
+    assert (board / submission_path(other)).is_file()
+    assert run_cli(["board", "build", "--board", board]) == 0
+    assert "## Suite standard 3.0" in (board / "README.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks on this system")
@@ -208,7 +218,7 @@ def test_refusal_from_the_command_line_is_one_line_without_traceback(tmp_path):
     """The real entry point in a fresh process (once sinkbench/cli.py calls add_commands)."""
     if "add_commands" not in (ROOT / "sinkbench" / "cli.py").read_text():
         pytest.skip("sinkbench/cli.py does not call sinkbench.board.cli.add_commands yet")
-    bad = write_json({"schema_version": "1.0"}, tmp_path / "bad.json")
+    bad = write_json({"schema_version": "2.0"}, tmp_path / "bad.json")
     done = subprocess.run([sys.executable, "-m", "sinkbench.cli", "submit", str(bad), "--board", str(tmp_path / "b")],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 2
@@ -223,3 +233,17 @@ def test_a_broken_file_on_the_board_is_named_and_nothing_is_filed(tmp_path, boar
     assert run_cli(["submit", write(record(model="gemma-2b"), tmp_path / "r.json"), "--board", board]) == 2
     assert "submissions/x/y/z.json: not a record the board can read; fix the board first" in capsys.readouterr().err
     assert snapshot(board) == before
+
+
+@pytest.mark.parametrize("name", ["evil\x1b[31m", "\ud800", "m" * 1001, "c1\x85", "del\x7f", "bell\x07"])
+def test_the_fast_string_check_never_passes_what_the_walk_refuses(name):
+    bad = record()
+    bad["model"]["name"] = name
+    assert string_problems(bad)
+    assert not plain_strings(dumps(bad)) and not plain_strings(json.dumps(bad))  # ours, and ASCII JSON
+
+
+def test_the_fast_string_check_passes_a_clean_record():
+    clean = record()
+    clean["model"]["name"] = "line\nbreak\tand é"  # allowed: newline, tab, any letter
+    assert string_problems(clean) == [] and plain_strings(dumps(clean))

@@ -1,5 +1,5 @@
-"""`board track`, `board compare` and `export --model-index`: release order, column and head changes,
-regression thresholds with their exit codes (0 fine, 1 regression, 2 bad input), model-card YAML."""
+"""`board track`, `board compare` and `export --model-index`: paired changes with intervals, MDE and verdicts,
+McNemar per task, what is being compared, exit codes (0 fine, 1 regression, 2 bad input), model-card YAML."""
 
 from __future__ import annotations
 
@@ -8,138 +8,168 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from board_records import HOSTILE, HOSTILE_NAME, alpha_table, record, run_cli, write
+from board_helpers import (HOSTILE, HOSTILE_NAME, degraded, record, rehashed, run_cli, with_heads, with_identity,
+                           write)
 from sinkbench.board.store import submission_path
-from sinkbench.board.track import Thresholds, regressions
 from sinkbench.record.columns import COLUMNS_BY_NAME
 
 SVG = "{http://www.w3.org/2000/svg}"
+BASE = dict(family="acme", model="acme-1b", revision="a2", release_date="2024-03-01")
 
 
-def file_board(board, options_list):
-    for options in options_list:
-        r = record(**options)
+def file_records(board, records):
+    for r in records:
         write(r, board / submission_path(r))
     return board
 
 
-# Releases of one family, filed out of order; revision "z9" came out first.
-ACME = [
-    dict(family="acme", model="acme-1b", revision="a2", release_date="2024-03-01", score=0.62, bos_dependence=0.30),
-    dict(family="acme", model="acme-1b", revision="z9", release_date="2024-01-01", score=0.60, bos_dependence=0.30),
-    dict(family="acme", model="acme-1b", revision="b1", release_date="2024-03-01", score=0.63, bos_dependence=0.31),
-    dict(family="other", model="o-1", revision="r1", release_date="2024-02-01"),
-]
+def release(revision: str, date: str | None, source: dict | None = None) -> dict:
+    """A release of acme-1b: the base record's numbers (or `source`'s) under another revision and date."""
+    return with_identity(source or record(**BASE), revision=revision, release_date=date)
 
 
-def _order(out: str) -> list[str]:
-    return [line.split("revision ")[1] for line in out.splitlines() if line.startswith("[")]
+def column_line(out: str, title: str) -> str:
+    return next(line for line in out.splitlines() if line.strip().startswith(title))
+
+
+# ---- track ------------------------------------------------------------------------------
 
 
 def test_track_lists_releases_by_date_then_revision(tmp_path, capsys):
-    board = file_board(tmp_path / "board", ACME)
+    base = record(**BASE)
+    board = file_records(tmp_path / "board", [release("a2", "2024-03-01"), release("z9", "2024-01-01"),
+                                              release("b1", "2024-03-01"), record(family="other", model="o-1")])
     assert run_cli(["board", "track", "acme", "--board", board]) == 0
     out = capsys.readouterr().out
-    assert _order(out) == ["z9", "a2", "b1"]
-    assert "suite score ↑                       0.620     +0.020" in out  # a2 against z9
-    assert "No regression of the latest release [3] against [2]." in out
+    assert [line.split("revision ")[1] for line in out.splitlines() if line.startswith("[")] == ["z9", "a2", "b1"]
+    score = column_line(out, "suite score ↑")
+    assert f"{base['summary']['suite_score']['value']:.3f}" in score and score.endswith("within noise")
+    assert "No regression of the latest release [3] against [2] on suite quick 3.0." in out
 
 
 def test_track_exit_1_when_the_latest_release_regresses(tmp_path, capsys):
-    board = file_board(tmp_path / "board", [*ACME, dict(family="acme", model="acme-1b", revision="c1",
-                                                        release_date="2024-06-01", score=0.63, bos_dependence=0.40)])
+    worse = release("c1", "2024-06-01", degraded(record(**BASE), 0.3))
+    board = file_records(tmp_path / "board", [release("z9", "2024-01-01"), release("a2", "2024-03-01"), worse])
     assert run_cli(["board", "track", "acme", "--board", board]) == 1
     out = capsys.readouterr().out
-    assert "REGRESSION: the latest release [4] against [3]: <bos> dependence ↓ rose by 0.090" in out
-    assert run_cli(["board", "track", "acme", "--board", board, "--max-dependence-rise", "0.1"]) == 0
+    assert "REGRESSION of [3] against [2]: suite score ↑ fell by 0.183" in out
+    assert "REGRESSION: the latest release [3] against [2] on suite quick 3.0." in out
+    assert run_cli(["board", "track", "acme", "--board", board, "--max-score-drop", "0.5"]) == 0
+    assert "worse, below the threshold" in capsys.readouterr().out
 
 
-def test_track_exit_1_on_a_score_drop_and_ignores_an_old_regression(tmp_path, capsys):
-    drop = dict(family="acme", model="acme-1b", revision="c1", release_date="2024-06-01", score=0.58, bos_dependence=0.31)
-    board = file_board(tmp_path / "board", [*ACME, drop])
-    assert run_cli(["board", "track", "acme", "--board", board]) == 1
-    assert "suite score ↑ fell by 0.050" in capsys.readouterr().out
-    assert run_cli(["board", "track", "acme", "--board", board, "--max-score-drop", "0.06"]) == 0
-    recovered = dict(drop, revision="d1", release_date="2024-09-01", score=0.585)
-    board = file_board(tmp_path / "board", [recovered])
-    assert run_cli(["board", "track", "acme", "--board", board]) == 0  # [4] regressed, the latest [5] did not
+def test_track_ignores_an_old_regression(tmp_path, capsys):
+    worse = degraded(record(**BASE), 0.3)
+    board = file_records(tmp_path / "board", [release("a2", "2024-03-01"), release("c1", "2024-06-01", worse),
+                                              release("d1", "2024-09-01", worse)])
+    assert run_cli(["board", "track", "acme", "--board", board]) == 0  # [2] regressed, the latest [3] did not
     out = capsys.readouterr().out
-    assert out.count("  REGRESSION") == 1 and "No regression of the latest release [5]" in out
+    assert out.count("REGRESSION of [2] against [1]") == 1 and "No regression of the latest release [3]" in out
 
 
 def test_track_puts_undated_releases_last_and_filters_by_model(tmp_path, capsys):
-    board = file_board(tmp_path / "board", [*ACME, dict(family="acme", model="acme-7b", revision="a0", release_date=None, score=0.63)])
+    board = file_records(tmp_path / "board", [release("a2", "2024-03-01"), release("z9", "2024-01-01"),
+                                              with_identity(record(**BASE), name="acme-7b", revision="a0",
+                                                            release_date=None)])
     assert run_cli(["board", "track", "acme", "--board", board]) == 0
-    assert _order(capsys.readouterr().out) == ["z9", "a2", "b1", "a0"]
+    assert [line.split("revision ")[1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("[")] == ["z9", "a2", "a0"]
     assert run_cli(["board", "track", "acme", "--model", "acme-7b", "--board", board]) == 0
     assert "One release: nothing to compare yet." in capsys.readouterr().out
 
 
+def test_track_refuses_releases_that_cannot_be_paired(tmp_path, capsys):
+    board = file_records(tmp_path / "board", [release("a2", "2024-03-01"),
+                                              release("b1", "2024-06-01", rehashed(record(**BASE), "sinkbench_piqa_quick"))])
+    assert run_cli(["board", "track", "acme", "--board", board]) == 2
+    err = capsys.readouterr().err
+    assert "release [2] (acme-1b b1) against [1] (acme-1b a2): documents of sinkbench_piqa_quick" in err
+    assert run_cli(["board", "track", "acme", "--board", board, "--unpaired"]) == 0
+    assert "UNPAIRED" in capsys.readouterr().out
+
+
 def test_track_unknown_family_and_bad_thresholds_exit_2(tmp_path, capsys):
-    board = file_board(tmp_path / "board", ACME)
+    board = file_records(tmp_path / "board", [release("a2", "2024-03-01"), record(family="other", model="o-1")])
     assert run_cli(["board", "track", "nope", "--board", board]) == 2
     assert "no submissions of family 'nope' on the board (families: 'acme', 'other')" in capsys.readouterr().err
     assert run_cli(["board", "track", "acme", "--board", board, "--max-score-drop", "-1"]) == 2
     assert run_cli(["board", "track", "acme", "--board", board, "--max-score-drop", "nan"]) == 2
 
 
-def test_regression_rule_follows_column_directions():
-    base = record(score=0.6, bos_dependence=0.3, knockout_dependence=0.5)["summary"]
-    limits = Thresholds()
-    assert regressions(base, base, limits) == []
-    worse_knockout = record(score=0.6, bos_dependence=0.3, knockout_dependence=0.56)["summary"]
-    [found] = regressions(base, worse_knockout, limits)
-    assert found.column is COLUMNS_BY_NAME["knockout_dependence"]
-    better = record(score=0.7, bos_dependence=0.1, knockout_dependence=0.2)["summary"]
-    assert regressions(base, better, limits) == []  # falling dependence, rising score: improvements
-    at_limit = record(score=0.58, bos_dependence=0.35, knockout_dependence=0.5)["summary"]
-    assert regressions(base, at_limit, limits) == []  # exactly the limit passes
-
-
 # ---- compare --------------------------------------------------------------------------------
 
 
-def _tables():
-    before = alpha_table(4, 4, 0.6, seed=7)
-    after = [row[:] for row in before]
-    before[1][2], after[1][2] = 0.1, 0.9  # gains a sink
-    before[2][0], after[2][0] = 0.8, 0.05  # loses it
-    after[3][3] = before[3][3] + 0.02
-    return before, after
+def test_two_records_of_one_model_are_within_noise_everywhere(tmp_path, capsys):
+    a = write(record(**BASE), tmp_path / "a.json")
+    b = write(release("b1", "2024-06-01"), tmp_path / "b.json")
+    assert run_cli(["board", "compare", a, b]) == 0
+    out = capsys.readouterr().out
+    assert "Two records of one model (acme-1b, family acme): a regression test." in out
+    assert "Paired on the documents both records hold (same id and content hash): sinkbench_arc_easy_quick 40" in out
+    verdicts = [line for line in out.splitlines() if line.startswith("    ") and "  " in line.strip()]
+    for name, column in COLUMNS_BY_NAME.items():
+        line = column_line(out, column.title)
+        expected = "not tested" if column.kind == "machine" else "within noise"
+        assert expected in line, line
+    assert verdicts and "No regression of B against A." in out
 
 
-def test_compare_lists_columns_and_the_heads_that_changed(tmp_path, capsys):
-    before, after = _tables()
-    a = write(record(revision="old", alpha_by_head=before), tmp_path / "a.json")
-    b = write(record(revision="new", alpha_by_head=after), tmp_path / "b.json")
-    assert run_cli(["board", "compare", a, b, "--svg", tmp_path / "diff.svg", "--top", "3"]) == 0
+def test_a_large_real_drop_on_every_document_is_a_regression(tmp_path, capsys):
+    before = record(**BASE)
+    a = write(before, tmp_path / "a.json")
+    b = write(release("b1", "2024-06-01", degraded(before, 0.3)), tmp_path / "b.json")
+    assert run_cli(["board", "compare", a, b]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION of B against A: suite score ↑ fell by 0.183 (0.600 -> 0.417; 95% interval of the change" in out
+    line = column_line(out, "suite score ↑")
+    assert "-0.183" in line and line.endswith("REGRESSION")
+    # McNemar: 30% of lambada's 22 right documents (7) turned wrong, none the other way: p = 2 * 0.5^7
+    test = next(line for line in out.splitlines() if line.strip().startswith("sinkbench_lambada_quick"))
+    assert test.split() == ["sinkbench_lambada_quick", "40", "0.550", "0.375", "7", "0", "0.0156"]
+    assert run_cli(["board", "compare", a, b, "--max-score-drop", "0.5"]) == 0
+    assert column_line(capsys.readouterr().out, "suite score ↑").endswith("worse, below the threshold")
+
+
+def test_two_families_are_compared_but_never_regress(tmp_path, capsys):
+    smol = write(record(family="smollm2", model="SmolLM2-135M", adds_bos=False, score=0.6), tmp_path / "smol.json")
+    gemma = write(degraded(record(family="gemma3", model="gemma3-270m"), 0.3), tmp_path / "gemma.json")
+    assert run_cli(["board", "compare", smol, gemma]) == 0
+    out = capsys.readouterr().out
+    assert ("Two models of different families (A: smollm2, B: gemma3): a comparison, not a regression test; "
+            "verdicts say worse or better, never regression, and the exit status is 0.") in out
+    assert column_line(out, "suite score ↑").endswith("worse")
+    assert "0 by construction in A: left out of the test" in column_line(out, "<bos> dependence ↓")
+    assert "REGRESSION" not in out and "Not a regression test (different families); worse in B: suite score ↑" in out
+
+
+def test_records_with_changed_documents_cannot_be_paired(tmp_path, capsys):
+    a = write(record(**BASE), tmp_path / "a.json")
+    b = write(rehashed(release("b1", "2024-06-01"), "sinkbench_lambada_quick"), tmp_path / "b.json")
+    assert run_cli(["board", "compare", a, b]) == 2
+    err = capsys.readouterr().err
+    assert "documents of sinkbench_lambada_quick have the same ids but other content in A and B" in err
+    assert err.count("\n") == 1
+    assert run_cli(["board", "compare", a, b, "--unpaired"]) == 0
+    out = capsys.readouterr().out
+    assert "UNPAIRED (asked for with --unpaired)" in out and "McNemar's exact test per" not in out
+
+
+def test_compare_lists_the_heads_that_changed(tmp_path, capsys):
+    base = record(**BASE)
+    table = base["profile"]["alpha_by_head"]
+    after = with_heads(base, {(0, 0): table[0][0] + 0.3, (1, 1): table[1][1] - 0.3,
+                              (3, 3): table[3][3] + 0.02, (3, 2): table[3][2] - 0.02})
+    a, b = write(base, tmp_path / "a.json"), write(release("b1", None, after), tmp_path / "b.json")
+    assert run_cli(["board", "compare", a, b, "--svg", tmp_path / "diff.svg", "--top", "4"]) == 0
     out = capsys.readouterr().out
     assert "1 gained a sink (α > 0.3), 1 lost one" in out
     heads = [line.split() for line in out.splitlines() if line.strip().startswith("layer")]
-    assert [(h[1], h[3]) for h in heads] == [("1", "2"), ("2", "0"), ("3", "3")]  # largest |change| first
+    assert [(h[1], h[3]) for h in heads] == [("0", "0"), ("1", "1"), ("3", "2"), ("3", "3")]  # largest first
     assert "gained its sink" in " ".join(heads[0]) and "lost its sink" in " ".join(heads[1])
-    assert "mean α                              0." in out and "No regression of B against A." in out
     tree = ET.parse(tmp_path / "diff.svg").getroot()
     cells = tree.findall(f".//{SVG}g[@class='cells']/{SVG}rect")
     assert len(cells) == 16 and sum(c.get("stroke") is not None for c in cells) == 2  # the two heads that crossed
-    fills = {c.get("fill") for c in cells}
-    assert len(fills) > 3  # a diverging scale, not one colour
-
-
-@pytest.mark.parametrize("new, flags, code", [
-    (dict(bos_dependence=0.4), [], 1),
-    (dict(bos_dependence=0.4), ["--max-dependence-rise", "0.2"], 0),
-    (dict(knockout_dependence=0.6), [], 1),
-    (dict(score=0.55), [], 1),
-    (dict(score=0.55), ["--max-score-drop", "0.1"], 0),
-    (dict(score=0.65, bos_dependence=0.25), [], 0),
-])
-def test_compare_exit_codes(tmp_path, capsys, new, flags, code):
-    a = write(record(score=0.6, bos_dependence=0.3, knockout_dependence=0.5), tmp_path / "a.json")
-    b = write(record(**{"score": 0.6, "bos_dependence": 0.3, "knockout_dependence": 0.5, **new}), tmp_path / "b.json")
-    assert run_cli(["board", "compare", a, b, *flags]) == code
-    out = capsys.readouterr().out
-    assert ("REGRESSION of B against A" in out) == (code == 1)
+    assert len({c.get("fill") for c in cells}) > 3  # a diverging scale, not one colour
 
 
 def test_compare_refuses_bad_input(tmp_path, capsys):
@@ -149,10 +179,10 @@ def test_compare_refuses_bad_input(tmp_path, capsys):
     assert "Heads not compared: A has 4 x 4 (layers x heads), B has 5 x 4." in capsys.readouterr().out
     assert run_cli(["board", "compare", a, other, "--svg", tmp_path / "x.svg"]) == 2
     assert not (tmp_path / "x.svg").exists()
-    old_suite = write(record(suite_version="1.0"), tmp_path / "old.json")
+    old_suite = write(record(suite_version="1.0", check=False), tmp_path / "old.json")
     assert run_cli(["board", "compare", a, old_suite]) == 2
     assert "compare records of one suite version" in capsys.readouterr().err
-    (tmp_path / "broken.json").write_text('{"schema_version": "1.0", "status": "complete"}')
+    (tmp_path / "broken.json").write_text('{"schema_version": "2.0", "status": "complete"}')
     assert run_cli(["board", "compare", a, tmp_path / "broken.json"]) == 2
     assert "broken.json: (record): 'conditions' is a required property" in capsys.readouterr().err
 
@@ -177,9 +207,14 @@ def test_export_model_index_yaml(tmp_path, capsys):
     assert result["task"]["type"] == "text-generation"
     assert result["dataset"]["name"] == f"sinkbench quick {r['provenance']['suite']['version']}"
     metrics = {m["type"]: m for m in result["metrics"]}
-    assert metrics["suite_score"]["value"] == pytest.approx(r["summary"]["suite_score"]["value"])
+    suite_score = r["summary"]["suite_score"]
+    assert metrics["suite_score"]["value"] == pytest.approx(suite_score["value"])
+    assert metrics["suite_score"]["args"] == {"stderr": pytest.approx(suite_score["stderr"], abs=1e-6),
+                                              "ci_low": pytest.approx(suite_score["ci_low"], abs=1e-6),
+                                              "ci_high": pytest.approx(suite_score["ci_high"], abs=1e-6),
+                                              "n": suite_score["n"], "confidence": 0.95}
     assert metrics["suite_score"]["name"] == "suite score" and metrics["suite_score"]["verified"] is False
-    assert set(metrics) <= set(COLUMNS_BY_NAME)
+    assert set(metrics) <= set(COLUMNS_BY_NAME) and not {"throughput", "wall_time_s"} & set(metrics)  # machine facts
 
 
 def test_export_leaves_out_a_dependence_that_is_zero_by_construction(tmp_path, capsys):
@@ -188,7 +223,8 @@ def test_export_leaves_out_a_dependence_that_is_zero_by_construction(tmp_path, c
     [entry] = yaml.safe_load(capsys.readouterr().out)["model-index"]
     assert entry["name"] == "org/model"
     types = {m["type"] for m in entry["results"][0]["metrics"]}
-    assert "bos_dependence" not in types and "knockout_dependence" in types
+    assert "bos_dependence" not in types and "bos_dependence_under_prefix" not in types
+    assert "knockout_dependence" in types
 
 
 def test_export_refuses_an_invalid_record(tmp_path, capsys):

@@ -55,13 +55,13 @@ def _interval(change: ColumnChange) -> str:
 
 
 def column_lines(comparison: Comparison) -> list[str]:
-    lines = [f"    {'column':<30}{'A':>10}{'B':>10}{'B - A':>10}  {'95% interval':<20}{'MDE':>8}  verdict"]
+    lines = [f"    {'column':<34}{'A':>10}{'B':>10}{'B - A':>10}  {'95% interval':<20}{'MDE':>8}  verdict"]
     for change in comparison.columns:
         mde = "" if change.mde is None else f"{change.mde:.3f}"
         verdict = change.verdict.upper() if change.verdict == REGRESSION else change.verdict
         if change.note and change.verdict == UNTESTED:
-            verdict += f" ({plain(change.note)})"
-        lines.append(f"    {heading(change.column):<30}{format_value(change.column, change.before):>10}"
+            verdict += f" ({plain(change.note).replace(': not tested', '')})"
+        lines.append(f"    {heading(change.column):<34}{format_value(change.column, change.before):>10}"
                      f"{format_value(change.column, change.after):>10}"
                      f"{format_change(change.column, change.change['value']):>10}  {_interval(change):<20}{mde:>8}  "
                      f"{verdict}".rstrip())

@@ -14,7 +14,6 @@ from pathlib import PurePosixPath
 from markupsafe import Markup
 
 from sinkbench.board import heatmap, recordplots
-from sinkbench.board.ranks import RULE
 from sinkbench.board.table import (BY_CONSTRUCTION, MACHINE_COLUMNS, MISSING, MODEL_COLUMNS, format_interval,
                                    format_value, heading)
 from sinkbench.record.columns import condition_suite_score
@@ -31,19 +30,22 @@ PROVENANCE_FIELDS = (("device", "device"), ("date", "run on"), ("seed", "seed"),
                      ("python_version", "python"))
 
 
-def _shown(value) -> str:
+GROUPED = ("n_parameters", "max_context")  # counts a reader compares by magnitude: 1,000,000
+
+
+def _shown(value, grouped: bool = False) -> str:
     if value is None:
         return MISSING
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int):
+    if grouped and isinstance(value, int):
         return f"{value:,}"
     return str(value)
 
 
 def _identity(record: dict) -> list[tuple[str, str]]:
     model = record["model"]
-    return [(label, _shown(model.get(field))) for field, label in MODEL_FIELDS]
+    return [(label, _shown(model.get(field), field in GROUPED)) for field, label in MODEL_FIELDS]
 
 
 def _provenance(record: dict) -> list[tuple[str, str]]:
@@ -156,7 +158,7 @@ def context(submission, label: str) -> dict:
         "command": shlex.join(record["provenance"]["command"]),
         "task_hashes": sorted(record["provenance"]["task_hashes"].items()),
         "data_files": sorted((k, _shown(v)) for k, v in record["provenance"]["data_files"].items()),
-        "summary": summary, "machine": machine, "rank_rule": RULE,
+        "summary": summary, "machine": machine,
         "grid": _grid(record), "links": _links(record),
         # The SVG was built by ElementTree, which escaped every string in it.
         "plots": [{"id": p.id, "heading": p.heading, "caption": p.caption, "svg": Markup(p.svg)}

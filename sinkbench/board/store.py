@@ -168,8 +168,8 @@ def board_problems(record: dict) -> list[str]:
                 found.append(f"conditions: the suite's condition {cell.condition.name} is missing")
                 continue
             index, condition = conditions[cell.condition.name]
-            for task in cell.tasks:
-                if task not in condition["scores"]:
+            for task in cell.tasks:  # a task skipped with its reason (beyond the model's context) is complete
+                if task not in condition["scores"] and task not in condition["skipped"]:
                     found.append(f"conditions[{index}].scores: no score for {task}, which the suite runs here")
     model = record["model"]
     if revision_label(model) is None:
@@ -181,11 +181,28 @@ def board_problems(record: dict) -> list[str]:
     return found
 
 
-def record_problems(record) -> list[str]:
-    """Everything `sinkbench validate` checks, then what the board adds; [] when the board takes it."""
+# What a record's JSON text must show where one of its strings holds a control character or a lone surrogate:
+# the character itself (JSON lets DEL and C1 stand raw; a raw surrogate only in text not read from a file), a
+# \\uXXXX escape of C0, DEL, C1 or a surrogate, or a short escape of a control other than newline and tab. A
+# string longer than MAX_STRING characters decoded is at least that long in the text, on one line. Conservative:
+# an escaped backslash before a 'u' matches, and so, in JSON on one line, does a run of numbers between two
+# strings; a match only means the exact walk runs.
+_SUSPECT = re.compile(r'[\x7f-\x9f\ud800-\udfff]|\\u(?:00[0-9a-fA-F]{2}|007[fF]|[dD][89a-fA-F][0-9a-fA-F]{2})|\\[bfr]'
+                      rf'|"(?:[^"\\\n]|\\.){{{MAX_STRING + 1},}}"')
+
+
+def plain_strings(text: str) -> bool:
+    """Whether a record's JSON text certainly holds no string that string_problems would report."""
+    return _SUSPECT.search(text) is None
+
+
+def record_problems(record, text: str | None = None) -> list[str]:
+    """Everything `sinkbench validate` checks, then what the board adds; [] when the board takes it.
+    text: the record's JSON text, when read from a file (a clean text skips the walk over every value)."""
     from sinkbench.record.validate import problems
 
-    found = string_problems(record) if isinstance(record, dict) else []
+    clean = text is not None and plain_strings(text)
+    found = string_problems(record) if isinstance(record, dict) and not clean else []
     return found or problems(record) or board_problems(record)
 
 
@@ -225,7 +242,7 @@ def load_board(board: Path) -> list[Submission]:
         if file.is_symlink() or not file.is_file():
             raise SinkbenchError(f"{relative}: not a plain file (links are not allowed on a board)")
         record = read_untrusted(file)
-        found = record_problems(record)
+        found = record_problems(record, file.read_text(encoding="utf-8"))
         if found:
             raise SinkbenchError(summarise(relative, found))
         expected = submission_path(record)
@@ -285,7 +302,7 @@ def write_output(path: Path, text: str) -> bool:
 def submit(record_file: Path, board: Path = DEFAULT_BOARD, replace: bool = False) -> PurePosixPath:
     """Check a record and file it on the board; SinkbenchError (and no change on disk) when it is refused."""
     record = read_untrusted(record_file)
-    found = record_problems(record)
+    found = record_problems(record, Path(record_file).read_text(encoding="utf-8"))
     if found:
         raise SinkbenchError(summarise(record_file, found))
     board = Path(board)

@@ -234,7 +234,7 @@ def _legend_rows(entries, width: float) -> list[list[tuple[float, str, str, str 
     rows: list[list] = []
     x = width
     for label, colour, dash in entries:
-        label = shorten(label, 24)
+        label = shorten(label, 32)
         size = 30 + 6.5 * len(label)
         if x + size > width and (not rows or rows[-1]):
             rows.append([])
