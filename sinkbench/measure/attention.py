@@ -371,8 +371,8 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
             if packed is None and model_mask is not None:
                 mask = F.pad(model_mask, (length, 0)) + mask  # the model's own (padding) mask too
             start = 0
-            if prefix is not None and edit is None and sliding is not None and packed is None:
-                start = max(0, length - sliding + 1)
+            if prefix is not None and edit is None and sliding is not None:
+                start = min(length, max(0, int(positions.q_pos.min()) - sliding + 1))
             keys, values = key, value
             if prefix is not None:
                 batch = query.shape[0]
