@@ -68,7 +68,8 @@ def column(driver, name: str, suite: str = "quick") -> list[str]:
     headers = driver.find_elements(By.CSS_SELECTOR, f"#board-{suite} thead th")
     index = [th.get_attribute("data-column") for th in headers].index(name)
     return driver.execute_script(
-        "return Array.from(document.querySelectorAll(arguments[0])).map(r => r.cells[arguments[1]].dataset.sort)",
+        "return Array.from(document.querySelectorAll(arguments[0])).map(r => r.cells[arguments[1]])"
+        ".map(c => c.hasAttribute('data-sort') ? c.dataset.sort : c.textContent)",
         f"#board-{suite} tbody tr", index)
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from board_helpers import BOARD, HOSTILE, HOSTILE_NAME, STANDARD, file_board, record, run_cli, snapshot, write
+from board_helpers import (BOARD, HOSTILE, HOSTILE_NAME, HOSTILE_TEXT, STANDARD, file_board, record, rename_task, run_cli,
+                           snapshot, write)
 from sinkbench.board import boardjson, plots
 from sinkbench.board.ranks import rank_bands
-from sinkbench.board.site import index_page
-from sinkbench.board.store import load_board, submission_path
+from sinkbench.board.site import index_page, model_page
+from sinkbench.board.store import Submission, load_board, submission_path
 from sinkbench.board.table import frame
 from sinkbench.record.columns import COLUMNS, MACHINE
 
@@ -317,9 +318,52 @@ def test_a_value_zero_by_construction_is_never_ranked_or_plotted(built):
     submissions = load_board(built)
     page = index_page(submissions, frame(submissions))
     smol_row = next(line for line in page.splitlines() if 'data-family="smollm2"' in line and "SmolLM2-135M" in line)
-    bos_cell = re.findall(r'<td class="number missing" data-sort="" title="0 by construction[^"]*">0 †</td>', smol_row)
+    bos_cell = re.findall(r'<td class="m" data-sort="" title="0 by construction[^"]*">0 †</td>', smol_row)
     assert len(bos_cell) == 2  # <bos> dependence, and under stress: sorted last with the missing values
     chart = page[page.index('id="plot-quick-bos_dependence"'):]
     chart = chart[:chart.index("</figure>")]
     assert "SmolLM2" not in chart and "Left out: 2 records whose tokenizer adds no &lt;bos&gt;" in chart
     assert plots.labels(submissions)  # every record has a label
+
+
+def hostile_record() -> dict:
+    """A record with hostile strings everywhere a model page shows one: identity, a task name, a skip reason,
+    notes, the command and the device (rendered directly: no board would take the renamed task)."""
+    r = rename_task(record(**HOSTILE, max_context=2048), "sinkbench_lambada_quick", HOSTILE_TEXT)
+    r["provenance"]["command"] = ["sinkbench", "run", "--model", HOSTILE_TEXT]
+    r["provenance"]["device"] = HOSTILE_TEXT
+    r["summary"]["suite_score"]["note"] = HOSTILE_TEXT
+    baseline = r["conditions"][0]
+    baseline["skipped"] = {task: HOSTILE_TEXT for task in baseline["skipped"]}
+    baseline["link"][HOSTILE_TEXT]["note"] = HOSTILE_TEXT
+    return r
+
+
+def test_model_page_escapes_hostile_strings():
+    r = hostile_record()
+    text = model_page(Submission(submission_path(record(**HOSTILE)), r), "label " + HOSTILE_TEXT)
+    parsed = parse(text)
+    assert "script" not in parsed.tags and "img" not in parsed.tags and "i" not in parsed.tags
+    assert "<script>window.pwned" not in text and "&lt;script&gt;window.pwned=2&lt;/script&gt;" in text
+    assert 'title="skipped: &lt;script&gt;window.pwned=2' in text  # attribute context
+    assert f"<pre id=\"command\">sinkbench run --model &#39;" in text  # shell-quoted, then escaped
+    for svg_text in re.findall(r"<svg .*?</svg>", text, flags=re.S):
+        tree = ET.fromstring(svg_text)  # well-formed: nothing broke out
+        assert not tree.findall(".//{http://www.w3.org/2000/svg}script")
+    shown = " ".join(parsed.text)
+    assert HOSTILE_TEXT in shown and " ".join(HOSTILE_NAME.split()) in " ".join(shown.split())
+
+
+def test_the_scale_benchmark_board_builds(tmp_path):
+    """bench/board_scale.py's board, small: several families, releases, suites and devices, all valid."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from board_scale import generate, plan
+
+    specs = plan(40)
+    assert len({s["family"] for s in specs}) >= 5 and {s["suite"] for s in specs} == {"quick", "standard"}
+    assert len({s["device"][0] for s in specs}) >= 2 and max(int(s["revision"][1:]) for s in specs) >= 2
+    generate(tmp_path / "board", 24, distinct=4, realistic=False)
+    assert run_cli(["board", "build", "--board", tmp_path / "board"]) == 0
+    page = (tmp_path / "board" / "site" / "index.html").read_text(encoding="utf-8")
+    assert page.count('<tr data-r="') == 2 * 24  # the table and the machine facts
+    assert len(list((tmp_path / "board" / "site" / "models").rglob("*.html"))) == 24

@@ -27,6 +27,7 @@ IDENTITY_HEADERS = (  # (name, title, type): the identity columns before the sum
     ("revision", "revision", "text"), ("release_date", "released", "text"),
 )
 SHOWN_INTERVAL = "suite_score"  # the ranked column shows its interval in the cell; every other one on hover
+CROWD = 100  # above this many lines a chart draws each one fainter still, so that the band they make stays legible
 
 
 @lru_cache(maxsize=1)
@@ -42,31 +43,45 @@ def script() -> tuple[str, str]:
     return text, f"sha256-{digest}"
 
 
-def _headers() -> list[dict]:
+def _headers(shared_notes: dict[str, str]) -> list[dict]:
+    """The table's headings; a note every record of the suite shares is said once, in its column's heading."""
     headers = [{"name": name, "title": title, "type": kind, "arrow": "", "description": title,
                 "first": "ascending"} for name, title, kind in IDENTITY_HEADERS]
     for c in MODEL_COLUMNS:  # first click: best first where there is a best, else largest first
+        note = f" Every record here: {shared_notes[c.name]}." if c.name in shared_notes else ""
         headers.append({"name": c.name, "title": c.title, "type": "number", "arrow": ARROWS.get(c.direction, ""),
-                        "description": f"{c.description} ({BETTER.get(c.direction, 'descriptive')})",
+                        "description": f"{c.description} ({BETTER.get(c.direction, 'descriptive')}).{note}",
                         "first": "ascending" if c.direction == LOWER else "descending"})
     return headers
 
 
-def _number_cell(column, values: dict) -> dict:
+def _shared_notes(ordered) -> dict[str, str]:
+    """column -> the note every record of a suite has on it (then it is said once, not on each of 500 rows)."""
+    shared = {}
+    for c in MODEL_COLUMNS:
+        notes = {s.entry(c.name)["note"] for s in ordered if not s.entry(c.name)["by_construction"]}
+        if len(notes) == 1 and None not in notes and len(ordered) > 1:
+            shared[c.name] = notes.pop()
+    return shared
+
+
+def _number_cell(column, values: dict, shared_notes: dict[str, str]) -> dict:
     value = values[column.name]
     low, high = (values[name] for name in interval_names(column))
     note = values["notes"].get(column.name)
     if column.name in values["by_construction"].split():
-        return {"cls": "missing", "sort": "", "text": "0 †", "small": "", "title": f"{BY_CONSTRUCTION}: {note}"}
+        return {"cls": "m", "sort": "", "text": "0 †", "small": "", "title": f"{BY_CONSTRUCTION}: {note}"}
     if is_missing(value):
-        return {"cls": "missing", "sort": "", "text": format_value(column, value), "small": "", "title": note or ""}
+        return {"cls": "m", "sort": "", "text": format_value(column, value), "small": "", "title": note or ""}
+    if shared_notes.get(column.name) == note:
+        note = None  # said in the heading
     interval = format_interval(column, low, high)
-    title = "; ".join(part for part in (f"95% interval {interval}" if interval else "no interval", note) if part)
+    title = "; ".join(part for part in (f"95% CI {interval}" if interval else "no interval", note) if part)
     return {"cls": "", "sort": f"{value:.6g}", "text": format_value(column, value),
             "small": interval if column.name == SHOWN_INTERVAL else "", "title": title}
 
 
-def _rows(group, by_path, start: int) -> list[dict]:
+def _rows(group, by_path, start: int, shared_notes: dict[str, str]) -> list[dict]:
     rows = []
     for offset, values in enumerate(group.to_dict("records")):
         submission = by_path[values["path"]]
@@ -75,7 +90,7 @@ def _rows(group, by_path, start: int) -> list[dict]:
         rows.append({
             "r": start + offset, "family": values["family"], "model": values["model"], "rank": rank,
             "href": pages.link_from_index(submission), "revision": values["revision"],
-            "released": values["release_date"] or "—", "cells": [_number_cell(c, values) for c in MODEL_COLUMNS],
+            "released": values["release_date"] or "—", "cells": [_number_cell(c, values, shared_notes) for c in MODEL_COLUMNS],
             "device": values["device"],
             "machine": [format_value(c, values[c.name]) for c in MACHINE_COLUMNS],
         })
@@ -87,14 +102,17 @@ def _suite_sections(submissions, table) -> list[dict]:
     styles = plots.family_styles(s.family for s in submissions)
     sections, start = [], 0
     for name, version, group in suites(table):
-        rows = _rows(group, by_path, start)
         ordered = [by_path[path] for path in group["path"]]
+        shared_notes = _shared_notes(ordered)
+        rows = _rows(group, by_path, start, shared_notes)
         series = [plots.Series(s, start + i, *styles[s.family]) for i, s in enumerate(ordered)]
         charts = plots.suite_plots(f"plot-{name}", series)
         machine = sorted(rows, key=lambda row: (row["device"], row["model"], row["family"], row["revision"]))
         sections.append({
             "key": name, "name": name, "version": version, "rows": rows, "machine": machine,
-            "families": sorted({s.family for s in ordered}), "many": len(ordered) > plots.svg.MANY,
+            "headers": _headers(shared_notes),
+            "families": sorted({s.family for s in ordered}),
+            "density": "" if len(ordered) <= plots.svg.MANY else " many" if len(ordered) <= CROWD else " many crowd",
             # The SVG was built by ElementTree, which escaped every string in it.
             "plots": [{"id": p.id, "heading": p.heading, "caption": p.caption, "svg": Markup(p.svg)} for p in charts],
         })
@@ -108,7 +126,7 @@ def index_page(submissions, table) -> str:
     return environment().get_template("index.html.j2").render(
         script=Markup(text), script_hash=digest,  # our own file, not a record's string
         suites=_suite_sections(submissions, table) if submissions else [], count=len(submissions),
-        families=sorted({s.family for s in submissions}), headers=_headers(), rank_rule=RULE,
+        families=sorted({s.family for s in submissions}), rank_rule=RULE,
         machine_headers=[{"title": c.title, "arrow": ARROWS.get(c.direction, ""), "unit": c.unit}
                          for c in MACHINE_COLUMNS],
         columns=[{"name": c.name, "title": c.title, "arrow": ARROWS.get(c.direction, ""), "unit": c.unit,

@@ -17,11 +17,16 @@
     Array.prototype.forEach.call(table.tBodies[0].rows, function (row, index) {
       var r = row.getAttribute("data-r");
       order[r] = index;
-      rows.push({row: row, r: r, family: row.getAttribute("data-family"),
-                 model: row.cells[1].getAttribute("data-sort").toLowerCase()});
+      rows.push({row: row, r: r, family: row.getAttribute("data-family"), model: key(row, 1).toLowerCase()});
     });
     sortable(table);
   });
+
+  // A cell's sort key: its data-sort where the shown text is rounded or a dash ("" = not measured), else its text.
+  function key(row, column) {
+    var cell = row.cells[column];
+    return cell.hasAttribute("data-sort") ? cell.getAttribute("data-sort") : cell.textContent;
+  }
 
   function sortable(table) {
     var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
@@ -45,7 +50,7 @@
     var body = table.tBodies[0];
     // Read every key once: a comparator that asked the DOM would do it n log n times.
     var keyed = Array.prototype.map.call(body.rows, function (row) {
-      var text = row.cells[column].getAttribute("data-sort");
+      var text = key(row, column);
       return {row: row, missing: text === "", key: numeric ? Number(text) : text.toLowerCase(), text: text,
               built: order[row.getAttribute("data-r")]};
     });
