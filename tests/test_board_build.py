@@ -95,8 +95,8 @@ def test_model_page_shows_the_grid_link_and_charts(built):
     baseline = r["conditions"][0]["scores"]["sinkbench_lambada_quick"]["acc"]
     assert f"{baseline['value']:.3f}<span class=\"interval\">{baseline['ci_low']:.3f}–{baseline['ci_high']:.3f}" in text
     assert 'id="link-table"' in text and "point-biserial" in text
-    for chart in ("plot-depth", "plot-length", "plot-prefix", "plot-retrieval", "plot-attention", "plot-massive",
-                  "plot-overmixing"):
+    for chart in ("plot-depth", "plot-length", "plot-prefix", "plot-retrieval", "plot-attention", "plot-sinks-by-layer",
+                  "plot-text-start-by-layer", "plot-massive", "plot-overmixing"):
         assert f'id="{chart}"' in text
     assert text.count('<g class="cells">') == 1  # the layer x head heatmap
     assert "<pre id=\"command\">sinkbench run --model gemma-7b</pre>" in text  # how to reproduce it

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from sinkbench.record.columns import accuracy_tasks, condition_suite_score
+from sinkbench.record.columns import condition_suite_score
 from sinkbench.record.views import BASELINE, Missing, conditions_of, outcome, prefix_sweep, retrieval_curve, shared_tasks
 
 CONFIDENCE = 0.95
@@ -94,6 +94,18 @@ def attention_curve(record: dict, part: str = "alpha") -> list[Point]:
     return points
 
 
+def sinks_by_layer(record: dict, part: str = "alpha_by_layer") -> list[tuple[int, list[Point]]]:
+    """(prefix length, per-layer curve) for each condition of the prefix sweep: the condition's sink metrics
+    (sinks[task][part], alpha_by_layer or text_start_by_layer) averaged over the sweep tasks. Means only."""
+    tasks = sweep_tasks(record)
+    curves = []
+    for condition in prefix_sweep(record):
+        layers = [condition["sinks"][t][part] for t in tasks if condition["sinks"].get(t, {}).get(part)]
+        if layers:
+            curves.append((condition["spec"]["prefix_length"], layer_curve(list(np.mean(layers, axis=0)))))
+    return curves
+
+
 def retrieval_families(record: dict) -> list[str]:
     return sorted({t["retrieval"]["family"] for t in record["tasks"].values() if t["kind"] == "retrieval"})
 
@@ -149,6 +161,3 @@ def overmixing_by_layer(record: dict) -> dict[str, list[Point]]:
             curves[variant] = layer_curve(entry["relative_change_by_layer"])
     return curves
 
-
-def accuracy_task_names(record: dict) -> list[str]:
-    return list(accuracy_tasks(record))

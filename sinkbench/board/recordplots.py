@@ -62,6 +62,16 @@ def record_plots(record: dict) -> list[Plot]:
                f"first token; bars: 95% intervals ({curves.T_INTERVAL}, per task).",
                [("first token of the sequence", curves.attention_curve(record)),
                 ("first token of the text", curves.attention_curve(record, "text_start"))], PREFIX_AXIS, "α"),
+        _chart("plot-sinks-by-layer", "Attention to the first token by layer, per stress prefix", "The sink "
+               "metrics of each prefix condition's own scoring passes (sinks alpha_by_layer), averaged over the sweep "
+               "tasks: which layers keep attending to the sequence's first token as the prefix grows. Means only.",
+               [(f"prefix {length}", points) for length, points in curves.sinks_by_layer(record)], "layer", "α",
+               log_x=False, x_ticks=_layer_ticks(n_layers)),
+        _chart("plot-text-start-by-layer", "Attention to the text's own first token by layer, per stress prefix",
+               "The same for the first token of the text behind the prefix (sinks text_start_by_layer): where it "
+               "takes over the sink role. Absent where nothing stands in front of the text. Means only.",
+               [(f"prefix {length}", points) for length, points in curves.sinks_by_layer(record, "text_start_by_layer")],
+               "layer", "α (first token of the text)", log_x=False, x_ticks=_layer_ticks(n_layers)),
         _chart("plot-massive", "Massive activations by layer", "Top |h| over median |h| per layer (Sun et al.), mean "
                f"over the profile's texts; bars: {curves.T_INTERVAL}.", [("top / median |h|", curves.massive_by_layer(record))],
                "layer", "ratio", log_x=False, fraction=False, x_ticks=_layer_ticks(n_layers)),

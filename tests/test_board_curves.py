@@ -1,0 +1,73 @@
+"""What the board's charts draw, on hand-made cases with known answers: intervals of means, the stress curves
+read out of a record, and the chart's log axis with the 0-token prefix set one step left of the smallest length."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from board_helpers import record
+from sinkbench.board import curves, svg
+from sinkbench.board.curves import Point
+
+
+def test_mean_interval_is_students_t():
+    mean, low, high = curves.mean_interval([1.0, 2.0, 3.0])
+    half = 4.302653 * 1.0 / math.sqrt(3)  # t(0.975, 2 degrees of freedom) * sd / sqrt(n)
+    assert mean == 2.0 and low == pytest.approx(2.0 - half, abs=1e-5) and high == pytest.approx(2.0 + half, abs=1e-5)
+    assert curves.mean_interval([5.0]) == (5.0, None, None)  # one value: no interval
+
+
+def test_mean_over_tasks_adds_the_tasks_variances():
+    value, low, high = curves.mean_over_tasks([np.array([0.0, 1.0]), np.array([1.0, 1.0, 1.0, 1.0])])
+    stderr = math.sqrt(0.5 / 2 + 0.0) / 2  # sqrt(sum of var_t / n_t) / tasks
+    assert value == 0.75 and low == pytest.approx(0.75 - 1.959964 * stderr) and high == pytest.approx(0.75 + 1.959964 * stderr)
+
+
+def test_stress_curves_read_the_sweep_on_its_own_tasks():
+    r = record()
+    sweep = curves.sweep_tasks(r)
+    assert sorted(sweep) == ["sinkbench_arc_easy_quick", "sinkbench_lambada_quick"]
+    points = curves.prefix_curve(r)
+    assert [p.x for p in points] == [0, 256, 1024, 4096]
+    baseline = r["conditions"][0]["scores"]
+    expected = sum(baseline[t]["acc"]["value"] for t in sweep) / 2  # the baseline on the sweep's tasks only
+    assert points[0].value == pytest.approx(expected) and points[0].low < expected < points[0].high
+    alpha = curves.attention_curve(r)
+    first = [r["conditions"][0]["outcomes"][t]["alpha"][:n] for t, (_, n) in sweep.items()]
+    assert alpha[0].value == pytest.approx(sum(sum(a) / len(a) for a in first) / 2)
+    assert [p.value for p in alpha] == sorted((p.value for p in alpha), reverse=True)  # the sink fades with a prefix
+
+
+def test_retrieval_and_depth_points():
+    r = record()
+    passkey = curves.retrieval_points(r, "passkey")
+    scores = r["conditions"][0]["scores"]
+    assert [(p.x, p.value) for p in passkey] == [(n, scores[f"sinkbench_passkey_quick_{n}"]["acc"]["value"])
+                                                 for n in (512, 1024, 2048, 4096)]
+    assert all(p.low is not None and p.low <= p.value <= p.high for p in passkey)  # Wilson intervals
+    assert [p.x for p in curves.depth_curve(r)] == [0.0, 0.25, 0.5, 0.75]  # layer / number of layers
+    no_bos = curves.attention_curve(record(adds_bos=False), "text_start")
+    assert [p.x for p in no_bos] == [256, 1024, 4096]  # nothing in front of the text at prefix 0
+
+
+def test_log_axis_sets_zero_one_step_left():
+    chart = svg.Chart("t", "x", "y", [0, 256, 1024, 4096], [0, 1], log_x=True)
+    step = chart.x(1024) - chart.x(256)
+    assert chart.x(256) - chart.x(0) == pytest.approx(step)  # 256 -> 1024 is the step: 0 sits at "64"
+    assert chart.x(4096) - chart.x(1024) == pytest.approx(step)
+    assert chart.y(2.0) == chart.y(1.0)  # an interval past the axis stops at it
+
+
+def test_a_series_draws_its_error_bars_and_names_itself():
+    chart = svg.Chart("t", "x", "y", [0, 10], [0, 1], decimals=0)
+    chart.series([Point(0, 0.5, 0.4, 0.6), Point(10, 0.7)], "#000", "model <x> @ r1", row=3)
+    tree = ET.fromstring(chart.to_string())
+    [group] = [g for g in tree.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "s"]
+    assert group.get("data-r") == "3" and group.find("{http://www.w3.org/2000/svg}title").text == "model <x> @ r1"
+    line, dots = group.findall("{http://www.w3.org/2000/svg}path")
+    assert line.get("d").count("M") == 2 and "V" in line.get("d")  # the line, and one bar: the second point has none
+    assert dots.get("d").count("h0") == 2
