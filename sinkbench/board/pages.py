@@ -16,6 +16,7 @@ from markupsafe import Markup
 from sinkbench.board import heatmap, recordplots
 from sinkbench.board.table import (BY_CONSTRUCTION, MACHINE_COLUMNS, MISSING, MODEL_COLUMNS, format_interval,
                                    format_value, heading)
+from sinkbench.grid.conditions import BASELINE
 from sinkbench.record.columns import condition_suite_score
 
 MODEL_FIELDS = (("name", "model"), ("family", "family"), ("revision", "revision"), ("weights_sha256", "weights sha256"),
@@ -130,8 +131,9 @@ def _grid(record: dict) -> dict:
     return {"headers": headers, "rows": rows, "suite_row": suite_row}
 
 
-def _links(record: dict) -> list[dict]:
-    rows = []
+def _links(record: dict) -> tuple[list[dict], list[dict]]:
+    """The link's rows under the baseline, and under every other condition (a long list on a big suite)."""
+    rows, others = [], []
     for condition in record["conditions"]:
         for task, link in condition["link"].items():
             quartiles = [{"text": f"{q['accuracy']:.3f}", "title": f"quartile {q['quartile']}: α {q['alpha_low']:.3f}–"
@@ -139,9 +141,10 @@ def _links(record: dict) -> list[dict]:
             quartiles += [{"text": "", "title": ""}] * (4 - len(quartiles))
             r = link["point_biserial"]
             interval = "" if link["ci_low"] is None else f"{link['ci_low']:+.3f} to {link['ci_high']:+.3f}"
-            rows.append({"condition": condition["name"], "task": task, "n": link["n"], "quartiles": quartiles,
-                         "r": MISSING if r is None else f"{r:+.3f}", "interval": interval, "note": link["note"] or ""})
-    return rows
+            (rows if condition["role"] == BASELINE else others).append({
+                "condition": condition["name"], "task": task, "n": link["n"], "quartiles": quartiles,
+                "r": MISSING if r is None else f"{r:+.3f}", "interval": interval, "note": link["note"] or ""})
+    return rows, others
 
 
 def context(submission, label: str) -> dict:
@@ -150,6 +153,7 @@ def context(submission, label: str) -> dict:
     depth = len(submission.page.parts) - 2  # site/models/<family>/<model>/<revision>.html: up to site/
     up = "../" * depth
     summary, machine = _summary(record)
+    links, other_links = _links(record)
     return {
         "label": label, "model": record["model"]["name"], "family": record["model"]["family"],
         "revision": submission.revision, "suite": " ".join(submission.suite), "device": submission.device,
@@ -159,7 +163,7 @@ def context(submission, label: str) -> dict:
         "task_hashes": sorted(record["provenance"]["task_hashes"].items()),
         "data_files": sorted((k, _shown(v)) for k, v in record["provenance"]["data_files"].items()),
         "summary": summary, "machine": machine,
-        "grid": _grid(record), "links": _links(record),
+        "grid": _grid(record), "links": links, "other_links": other_links,
         # The SVG was built by ElementTree, which escaped every string in it.
         "plots": [{"id": p.id, "heading": p.heading, "caption": p.caption, "svg": Markup(p.svg)}
                   for p in recordplots.record_plots(record)],
