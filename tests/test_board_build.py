@@ -346,7 +346,7 @@ def test_model_page_escapes_hostile_strings():
     assert "script" not in parsed.tags and "img" not in parsed.tags and "i" not in parsed.tags
     assert "<script>window.pwned" not in text and "&lt;script&gt;window.pwned=2&lt;/script&gt;" in text
     assert 'title="skipped: &lt;script&gt;window.pwned=2' in text  # attribute context
-    assert f"<pre id=\"command\">sinkbench run --model &#39;" in text  # shell-quoted, then escaped
+    assert "<pre id=\"command\">sinkbench run --model &#39;" in text  # shell-quoted, then escaped
     for svg_text in re.findall(r"<svg .*?</svg>", text, flags=re.S):
         tree = ET.fromstring(svg_text)  # well-formed: nothing broke out
         assert not tree.findall(".//{http://www.w3.org/2000/svg}script")
