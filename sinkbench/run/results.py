@@ -102,11 +102,7 @@ def condition_document(*, cell: GridCell, result: dict, statistics: ConditionSta
             link[task] = {"metric": primary[task],
                           **sink_correctness_link(correct, dict(zip(ids, outcomes[task]["alpha"])), seed=seed)}
     return {
-        "format": FORMAT,
-        "name": cell.condition.name,
-        "role": cell.role,
-        "spec": cell.condition.to_dict(),
-        "tasks": list(cell.tasks),
+        **_cell(cell),
         "identical_to": None,
         "skipped": dict(skipped),
         "scores": scores,
@@ -123,10 +119,15 @@ def condition_document(*, cell: GridCell, result: dict, statistics: ConditionSta
     }
 
 
+def _cell(cell: GridCell) -> dict:
+    """What every saved condition says of its grid cell."""
+    return {"format": FORMAT, "name": cell.condition.name, "role": cell.role, "spec": cell.condition.to_dict(),
+            "tasks": list(cell.tasks)}
+
+
 def skipped_document(cell: GridCell, skipped: dict[str, str], model: dict) -> dict:
     """A condition none of whose tasks could run (a stress prefix beyond the model's context)."""
-    return {"format": FORMAT, "name": cell.condition.name, "role": cell.role, "spec": cell.condition.to_dict(),
-            "tasks": list(cell.tasks), "identical_to": None, "skipped": dict(skipped), "scores": {}, "outcomes": {},
+    return {**_cell(cell), "identical_to": None, "skipped": dict(skipped), "scores": {}, "outcomes": {},
             "documents": {}, "sinks": {}, "first_tokens": [], "tokens_processed": 0, "truncated_requests": 0,
             "wall_time_s": 0.0, "link": {}, "model": model, "lm_eval": {}}
 
@@ -141,11 +142,7 @@ def identical_document(cell: GridCell, twin: dict) -> dict:
     """A condition that sees exactly the token sequences of `twin`: its numbers, computed once."""
     keep = set(cell.tasks)
     return {
-        "format": FORMAT,
-        "name": cell.condition.name,
-        "role": cell.role,
-        "spec": cell.condition.to_dict(),
-        "tasks": list(cell.tasks),
+        **_cell(cell),
         "identical_to": twin["name"],
         "skipped": {t: v for t, v in twin["skipped"].items() if t in keep},
         **{part: {t: v for t, v in twin[part].items() if t in keep}
