@@ -10,6 +10,14 @@ import argparse
 import math
 from pathlib import Path
 
+from sinkbench.board.build import OUTPUTS, build
+from sinkbench.board.comparison import describe, report, same_shape
+from sinkbench.board.export import model_index_yaml
+from sinkbench.board.heatmap import difference_heatmap
+from sinkbench.board.store import load_board, read_untrusted, string_problems, submit, summarise, write_output
+from sinkbench.board.track import releases, track
+from sinkbench.record.compare import Thresholds, compare
+from sinkbench.record.validate import problems
 from sinkbench.errors import SinkbenchError
 
 BOARD_HELP = "the board folder (default: ./leaderboard)"
@@ -17,9 +25,6 @@ BOARD_HELP = "the board folder (default: ./leaderboard)"
 
 def load_record(path: str) -> dict:
     """A record file for compare and export: everything `sinkbench validate` checks, strings bounded."""
-    from sinkbench.board.store import read_untrusted, string_problems, summarise
-    from sinkbench.record.validate import problems
-
     record = read_untrusted(Path(path))
     found = string_problems(record) or problems(record)
     if found:
@@ -28,8 +33,6 @@ def load_record(path: str) -> dict:
 
 
 def _thresholds(args: argparse.Namespace):
-    from sinkbench.record.compare import Thresholds
-
     for flag, value in (("--max-dependence-rise", args.max_dependence_rise), ("--max-score-drop", args.max_score_drop)):
         if not math.isfinite(value):
             raise SinkbenchError(f"{flag} must be a number, got {value}")
@@ -37,16 +40,12 @@ def _thresholds(args: argparse.Namespace):
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from sinkbench.board.store import submit
-
     relative = submit(Path(args.record), Path(args.board), replace=args.replace)
     print(f"filed {Path(args.board) / relative}; `sinkbench board build --board {args.board}` updates the board")
     return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from sinkbench.board.build import OUTPUTS, build
-
     written = build(Path(args.board))
     for name in OUTPUTS:
         print(f"wrote {Path(args.board) / name}")
@@ -56,21 +55,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    from sinkbench.board.store import load_board
-    from sinkbench.board.track import releases, track
-
     chosen = releases(load_board(Path(args.board)), args.family, args.model)
-    report, found = track(chosen, _thresholds(args), unpaired=args.unpaired)
-    print(report)
+    text, found = track(chosen, _thresholds(args), unpaired=args.unpaired)
+    print(text)
     return 1 if found else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from sinkbench.board.comparison import describe, report, same_shape
-    from sinkbench.board.heatmap import difference_heatmap
-    from sinkbench.board.store import write_output
-    from sinkbench.record.compare import compare
-
     if not 0 <= args.eps <= 1 or args.top < 0:
         raise SinkbenchError("--eps must lie in [0, 1] and --top be >= 0")
     thresholds = _thresholds(args)
@@ -87,15 +78,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from sinkbench.board.export import model_index_yaml
-
     print(model_index_yaml(load_record(args.model_index), args.name), end="")
     return 0
 
 
 def _add_thresholds(parser: argparse.ArgumentParser) -> None:
-    from sinkbench.record.compare import Thresholds
-
     defaults = Thresholds()
     parser.add_argument("--max-dependence-rise", type=float, default=defaults.max_dependence_rise, metavar="X",
                         help="largest allowed rise of <bos> or knockout dependence, absolute "

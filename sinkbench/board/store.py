@@ -17,6 +17,8 @@ from pathlib import Path, PurePosixPath
 
 from sinkbench.errors import SinkbenchError
 from sinkbench.files import field_path, write_bytes_atomic
+from sinkbench.grid.suite import SUITES
+from sinkbench.record.validate import problems
 from sinkbench.record.format import dumps, read_record
 
 DEFAULT_BOARD = Path("leaderboard")
@@ -139,15 +141,11 @@ def string_problems(record) -> list[str]:
 
 @lru_cache(maxsize=None)
 def _grid(suite_name: str):
-    from sinkbench.grid.suite import SUITES
-
     return SUITES[suite_name].grid()
 
 
 def board_problems(record: dict) -> list[str]:
     """What the board needs beyond a valid record: complete, the current suite's own grid, a safe path."""
-    from sinkbench.grid.suite import SUITES
-
     found = []
     if record["status"] != "complete":
         reasons = "; ".join(record["missing"])[:200]
@@ -199,8 +197,6 @@ def plain_strings(text: str) -> bool:
 def record_problems(record, text: str | None = None) -> list[str]:
     """Everything `sinkbench validate` checks, then what the board adds; [] when the board takes it.
     text: the record's JSON text, when read from a file (a clean text skips the walk over every value)."""
-    from sinkbench.record.validate import problems
-
     clean = text is not None and plain_strings(text)
     found = string_problems(record) if isinstance(record, dict) and not clean else []
     return found or problems(record) or board_problems(record)
