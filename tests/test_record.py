@@ -232,6 +232,34 @@ def test_effective_context_on_a_known_curve():
     assert effective_length([512, 1024, 2048], [0.8, 0.6, 0.79]) == 512  # must stay above: no comeback counts
 
 
+def test_effective_context_interval_on_hand_computed_bounds():
+    from sinkbench.record.columns import effective_bounds
+    from sinkbench.record.stats import simultaneous_wilson
+
+    lengths = [512, 1024, 2048, 4096]
+    # k = 4: z = Phi^-1(1 - 0.05 / 8) = 2.49771. All n of n right: Wilson bounds [1 / (1 + z^2 / n), 1].
+    z2 = 2.4977054744787656 ** 2
+    (low, high), = simultaneous_wilson([12], [12], confidence=1 - 0.05 / 4)  # one length at the level of four
+    assert low == pytest.approx(1 / (1 + z2 / 12)) and high == 1.0  # 0.6580
+    # 12/12 everywhere: the others' lower bounds (0.658) fall under 0.9 x 1.0 -> 512; at their best, the
+    # shortest at 0.658 asks only 0.592 of the others -> 4096. Few documents cannot pin it down.
+    assert effective_bounds(lengths, [12] * 4, [12] * 4) == (512, 4096)
+    # 100/100 everywhere: lower bounds 1 / (1 + z^2 / 100) = 0.9413 >= 0.9 x 1.0 -> 4096 at the worst too.
+    assert 1 / (1 + z2 / 100) > 0.9
+    assert effective_bounds(lengths, [100] * 4, [100] * 4) == (4096, 4096)
+    # The shortest at 6/10: its simultaneous lower bound is under 0.5 -> the interval starts at 0 (may fail).
+    lows = simultaneous_wilson([6, 10, 10, 10], [10] * 4)
+    assert lows[0][0] < 0.5
+    assert effective_bounds(lengths, [6, 10, 10, 10], [10] * 4)[0] == 0
+
+
+def test_effective_context_entry_carries_the_simultaneous_interval():
+    entry = _exact(retrieval=(1.0, 1.0, 1.0, 1.0))["summary"]["effective_context"]  # 20 documents per length
+    # 20/20: lower bounds 1 / (1 + z^2 / 20) = 0.762 < 0.9 -> the worst case is 512; the best is 4096.
+    assert (entry["value"], entry["ci_low"], entry["ci_high"]) == (4096, 512, 4096)
+    assert "simultaneous" in entry["method"] and "4096 is the longest length tested" in entry["note"]
+
+
 def test_a_length_beyond_the_context_is_skipped_and_the_longest_computed_prefix_is_used():
     record = _exact(max_context=2048)
     skipped = {c["name"]: c["skipped"] for c in record["conditions"] if c["skipped"]}

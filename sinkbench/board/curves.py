@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from sinkbench.record.columns import condition_suite_score
+from sinkbench.record import stats
 from sinkbench.record.views import BASELINE, Missing, conditions_of, outcome, prefix_sweep, retrieval_curve, shared_tasks
 
 CONFIDENCE = 0.95
@@ -65,13 +65,17 @@ def sweep_tasks(record: dict) -> dict[str, tuple[str, int]]:
 
 
 def prefix_curve(record: dict) -> list[Point]:
-    """Suite score against stress-prefix length, on the sweep's tasks (the baseline's score restricted to them,
-    so that every point averages the same tasks); each point with its interval."""
+    """Suite score against stress-prefix length on the sweep's tasks and documents (the baseline read at
+    the documents the sweep scored, as length robustness reads it, so every point averages the same
+    documents); each point with its interval (Wilson per task, combined as the suite score is)."""
     tasks = sweep_tasks(record)
     points = []
     for condition in prefix_sweep(record):
-        restricted = {**condition, "scores": {t: s for t, s in condition["scores"].items() if t in tasks}}
-        point = from_estimate(condition["spec"]["prefix_length"], condition_suite_score(restricted, record))
+        try:
+            parts = [stats.proportion(outcome(condition, task, metric, n)) for task, (metric, n) in tasks.items()]
+        except Missing:
+            continue
+        point = from_estimate(condition["spec"]["prefix_length"], stats.mean_over_tasks(parts)) if parts else None
         if point is not None:
             points.append(point)
     return points

@@ -227,10 +227,29 @@ def _effective_context(record, ctx):
     if value is None:
         return stats.estimate(None, n=n, note=f"retrieval fails at the shortest length ({lengths[0]} tokens: accuracy "
                                               f"{accuracies[0]:.2f} < {RETRIEVAL_WORKS})")
+    low, high = effective_bounds(lengths, [float(o.sum()) for o in outcomes], [len(o) for o in outcomes])
+    note = f"pass-key at {', '.join(map(str, lengths))} tokens"
+    if low == 0:
+        note += "; interval from 0: retrieval may fail even at the shortest length"
+    if high == lengths[-1]:
+        note += f"; {lengths[-1]} is the longest length tested"
+    # A percentile bootstrap collapses here (a length where every document is retrieved is retrieved in
+    # every resample), so the interval is the simultaneous one. The resamples still serve paired comparisons.
     resampler = ctx.documents
     resampled = np.stack([resampler.means(task, o) for (_, task), o in zip(curve, outcomes)], axis=1)  # (B, lengths)
     replicates = np.array([np.nan if (e := effective_length(lengths, row)) is None else e for row in resampled])
-    return with_replicates(value, replicates, stats.PAIRED, n, f"pass-key at {', '.join(map(str, lengths))} tokens")
+    return {**stats.estimate(value, None, low, high, stats.SIMULTANEOUS, n, note), "replicates": replicates}
+
+
+def effective_bounds(lengths: list[int], successes: list[float], ns: list[int]) -> tuple[float, float]:
+    """A 95% interval for the effective context: with every length's accuracy inside its simultaneous
+    Wilson interval, the definition is smallest with the shortest length at its upper bound and the others
+    at their lower bounds, and largest the other way round (0: retrieval may fail at the shortest)."""
+    bounds = stats.simultaneous_wilson(successes, ns)
+    lows, highs = [b[0] for b in bounds], [b[1] for b in bounds]
+    worst = effective_length(lengths, [highs[0], *lows[1:]]) if lows[0] >= RETRIEVAL_WORKS else None
+    best = effective_length(lengths, [max(lows[0], RETRIEVAL_WORKS), *highs[1:]])
+    return (0.0 if worst is None else worst), (0.0 if best is None else best)
 
 
 def _streaming_gap(record, ctx):

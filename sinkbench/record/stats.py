@@ -35,6 +35,8 @@ WILSON_TASKS = ("mean of the tasks' Wilson bounds (a task at 0 or 1, or under 30
 SMALL_TASK = 30  # documents below which a task's normal stderr is not trusted
 PAIRED = f"paired percentile bootstrap over documents, stratified by task ({N_BOOTSTRAP} resamples, seeded)"
 TEXTS = f"percentile bootstrap over texts ({N_BOOTSTRAP} resamples, seeded)"
+SIMULTANEOUS = ("simultaneous 95% bounds: each length's Wilson interval at level 1 - 0.05/k (Bonferroni, k lengths), "
+                "the definition read at its worst and its best within them")
 
 
 def estimate(value, stderr=None, ci_low=None, ci_high=None, method="none", n=0, note=None) -> dict:
@@ -51,6 +53,17 @@ def wilson(successes: float, n: int, z: float = Z) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def simultaneous_wilson(successes, ns, confidence: float = CONFIDENCE) -> list[tuple[float, float]]:
+    """Wilson intervals for k proportions that hold all at once with probability >= `confidence`
+    (Bonferroni: each at 1 - (1 - confidence) / k). Each interval holds its own estimate."""
+    z = float(sps.norm.ppf(1 - (1 - confidence) / (2 * len(ns))))
+    bounds = []
+    for successes_i, n in zip(successes, ns):
+        low, high = wilson(successes_i, n, z)
+        bounds.append((min(low, successes_i / n), max(high, successes_i / n)))
+    return bounds
 
 
 def proportion(outcomes) -> dict:
