@@ -121,3 +121,23 @@ def test_records_that_cannot_be_paired_are_refused():
     other_version["provenance"]["suite"]["version"] = "9.9"
     with pytest.raises(SinkbenchError, match="different suite versions"):
         compare(a, other_version, Thresholds())
+
+
+def test_synthetic_documents_of_two_models_are_left_out_not_refused():
+    # Pass-key documents are built to a length in each model's own tokens: two models see other texts
+    # under the same ids. Between two models they are left out (and said so); within one model, refused.
+    a = record(docs=60, sweep_docs=30)
+    other = copy.deepcopy(a)
+    other["model"] = {**other["model"], "family": "smollm2", "name": "smollm2-135m"}
+    passkey = [t for t, entry in a["tasks"].items() if entry["kind"] == "retrieval"]
+    assert passkey
+    for task in passkey:
+        other["tasks"][task]["documents"]["hashes"] = ["f" * 12 for _ in other["tasks"][task]["documents"]["hashes"]]
+    result = compare(a, other, Thresholds())
+    assert result.paired and sorted(result.per_tokenizer) == sorted(passkey)
+    assert not set(passkey) & set(result.shared) and TASK in result.shared
+    assert by_name(result)["suite_score"].change["value"] == 0  # the same outcomes on the paired documents
+    same_model = copy.deepcopy(other)
+    same_model["model"] = a["model"]
+    with pytest.raises(SinkbenchError, match="other content"):
+        compare(a, same_model, Thresholds())

@@ -44,7 +44,11 @@ def pairing(comparison: Comparison) -> str:
         return ("UNPAIRED (asked for with --unpaired): A and B are treated as independent samples; intervals "
                 "of the changes are wider than a paired comparison's, and McNemar's test is not run.")
     shared = ", ".join(f"{task} {n}" for task, n in sorted(comparison.shared.items()))
-    return f"Paired on the documents both records hold (same id and content hash): {shared}."
+    text = f"Paired on the documents both records hold (same id and content hash): {shared}."
+    if comparison.per_tokenizer:
+        text += (f" Left out: {', '.join(sorted(comparison.per_tokenizer))} (synthetic documents built to a length in "
+                 "each model's own tokens, so the two models saw other texts under the same ids).")
+    return text
 
 
 def _interval(change: ColumnChange) -> str:

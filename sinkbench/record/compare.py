@@ -10,7 +10,7 @@ test. A verdict needs the interval: a change whose interval holds 0 is within no
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -78,6 +78,7 @@ class Comparison:
     tasks: list[TaskTest]
     same_model: bool
     regression_test: bool  # whether a regression can be called (one family)
+    per_tokenizer: list[str] = field(default_factory=list)  # synthetic tasks left out: built per model, not pairable
 
     @property
     def regressions(self) -> list[ColumnChange]:
@@ -217,14 +218,19 @@ def compare(a: dict, b: dict, thresholds: Thresholds, unpaired: bool = False, se
         raise SinkbenchError(f"A is suite {' '.join(suite_a)} and B is {' '.join(suite_b)}: records of different suite "
                              "versions score different documents; compare records of one suite version")
     matched, changed = shared_documents(a, b)
+    model_a, model_b = a["model"], b["model"]
+    same_model = (model_a["family"], model_a["name"]) == (model_b["family"], model_b["name"])
+    generated = [t for t in changed if a["tasks"][t]["kind"] == "retrieval"]
+    if changed and not unpaired and not same_model and generated == changed:
+        changed = []  # synthetic documents are built to a length in each model's own tokens: left out, and said so
+    else:
+        generated = []
     if changed and not unpaired:
         raise SinkbenchError(f"documents of {', '.join(changed)} have the same ids but other content in A and B "
                              "(their hashes differ): they cannot be paired; --unpaired compares them as independent samples")
     if not matched and not unpaired:
         raise SinkbenchError("A and B share no document (same id and content hash): nothing to pair; "
                              "--unpaired compares them as independent samples")
-    model_a, model_b = a["model"], b["model"]
-    same_model = (model_a["family"], model_a["name"]) == (model_b["family"], model_b["name"])
     regression_test = model_a["family"] == model_b["family"]
     if unpaired:
         before, after = measure(a, Context(a)), measure(b, Context(b))
@@ -263,7 +269,7 @@ def compare(a: dict, b: dict, thresholds: Thresholds, unpaired: bool = False, se
         verdict = _verdict(column, change, limits.get(column.name), regression_test)
         columns.append(ColumnChange(column, x["value"], y["value"], change, mde, verdict, change["note"]))
     return Comparison(not unpaired, paired_docs, changed, columns, [] if unpaired else _mcnemar(a, b, matched),
-                      same_model, regression_test)
+                      same_model, regression_test, generated)
 
 
 def _mcnemar(a: dict, b: dict, matched: dict) -> list[TaskTest]:
