@@ -203,6 +203,17 @@ def test_records_of_another_suite_share_the_board(tmp_path, board):
     assert "## Suite standard 3.0" in (board / "README.md").read_text(encoding="utf-8")
 
 
+def test_one_model_and_revision_holds_a_record_of_each_suite(tmp_path, board):
+    quick, standard = record(**{**STANDARD, "suite": "quick"}), record(**STANDARD)
+    for made, name in ((quick, "q1.json"), (standard, "q1.standard.json")):
+        assert run_cli(["submit", write(made, tmp_path / name), "--board", board]) == 0
+        assert (board / "submissions" / "qwen2" / "Qwen2.5-0.5B" / name).is_file()
+    assert run_cli(["submit", write(standard, tmp_path / "again.json"), "--board", board]) == 2  # still one per suite
+    assert run_cli(["board", "build", "--board", board]) == 0
+    pages = board / "site" / "models" / "qwen2" / "Qwen2.5-0.5B"
+    assert (pages / "q1.html").is_file() and (pages / "q1.standard.html").is_file()
+
+
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks on this system")
 def test_a_link_inside_the_board_is_not_written_through(tmp_path, board, capsys):
     outside = tmp_path / "outside"

@@ -98,7 +98,8 @@ def add_commands(subparsers) -> None:
     submit = subparsers.add_parser(
         "submit", help="check a record and file it on the leaderboard",
         description="Validate a record (schema, numbers, complete suite grid, the board's suite version) and file it "
-                    "as <board>/submissions/<family>/<model>/<revision>.json. A refused record changes nothing.")
+                    "as <board>/submissions/<family>/<model>/<revision>.json (<revision>.<suite>.json for a suite other "
+                    "than quick). A refused record changes nothing.")
     submit.add_argument("record", help="a record .json written by `sinkbench run`")
     submit.add_argument("--replace", action="store_true", help="overwrite this model and revision if already filed")
     submit.add_argument("--board", default="leaderboard", help=BOARD_HELP)

@@ -23,7 +23,8 @@ from sinkbench.record.format import dumps, read_record
 
 DEFAULT_BOARD = Path("leaderboard")
 SUBMISSIONS = "submissions"
-SITE, MODELS = "site", "models"  # site/models/<family>/<model>/<revision>.html: one page per record
+SITE, MODELS = "site", "models"  # site/models/<family>/<model>/<revision>[.<suite>].html: one page per record
+DEFAULT_SUITE = "quick"  # its records keep the plain <revision>.json name; another suite's name is added
 MAX_STRING = 1000  # characters: the schema's longest free text (a note, a reason)
 MAX_COMPONENT = 100  # characters of one path component
 SAFE_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -210,10 +211,13 @@ def summarise(where, found: list[str]) -> str:
 
 
 def submission_path(record: dict) -> PurePosixPath:
-    """submissions/<family>/<model>/<revision>.json, for a record that passed board_problems."""
+    """submissions/<family>/<model>/<revision>.json for the quick suite, <revision>.<suite>.json for another
+    (one model at one revision may hold a record of each suite), for a record that passed board_problems."""
     model = record["model"]
     parts = [path_component(model["family"]), path_component(model["name"]), path_component(revision_label(model))]
-    return PurePosixPath(SUBMISSIONS, parts[0], parts[1], parts[2] + ".json")
+    suite = record["provenance"]["suite"]["name"]
+    name = parts[2] + ("" if suite == DEFAULT_SUITE else f".{suite}") + ".json"
+    return PurePosixPath(SUBMISSIONS, parts[0], parts[1], name)
 
 
 def _identity(record: dict) -> tuple:
@@ -243,7 +247,7 @@ def load_board(board: Path) -> list[Submission]:
             raise SinkbenchError(summarise(relative, found))
         expected = submission_path(record)
         if relative != expected:
-            raise SinkbenchError(f"{relative}: its record belongs at {expected} (family/model/revision)")
+            raise SinkbenchError(f"{relative}: its record belongs at {expected} (family/model/revision[.suite])")
         submissions.append(Submission(relative, record))
     mixed = _mixed_versions(submissions)
     if mixed:
