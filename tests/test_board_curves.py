@@ -75,3 +75,13 @@ def test_a_series_draws_its_error_bars_and_names_itself():
     line, dots = group.findall("{http://www.w3.org/2000/svg}path")
     assert line.get("d").count("M") == 2 and "V" in line.get("d")  # the line, and one bar: the second point has none
     assert dots.get("d").count("h0") == 2
+
+
+def test_length_sweep_interval_stays_inside_zero_and_one():
+    r = record()
+    points = r["profile"]["length_sweep"]["points"]
+    points[-1]["per_text"]["alpha_mean"] = [0.02, 0.30]  # two texts: the t interval (1 df) reaches below 0
+    mean, low, high = curves.mean_interval([0.02, 0.30])
+    assert low < 0
+    last = curves.length_sweep(r)[-1]
+    assert high > 1 and (last.value, last.low, last.high) == (pytest.approx(0.16), 0.0, 1.0)  # cut to [0, 1]

@@ -285,6 +285,13 @@ def test_streaming_gap_sink_growth_and_massive_activation_by_hand():
     summary = compute_summary(record)
     assert summary["streaming_gap"]["value"] == pytest.approx(math.e)
     assert summary["sink_growth"]["value"] == pytest.approx(0.25)
+    # 4 texts per length: too few for a bootstrap interval, and the record says so rather than understate it.
+    assert summary["sink_growth"]["ci_low"] is None and "4 texts at T=" in summary["sink_growth"]["note"]
+    points[0]["per_text"]["alpha_mean"] = [0.4, 0.5] * 4
+    points[-1]["per_text"]["alpha_mean"] = [0.1, 0.15] * 4  # 8 texts each: ratio of means 0.125 / 0.45
+    growth = compute_summary(record)["sink_growth"]
+    assert growth["value"] == pytest.approx(0.125 / 0.45)
+    assert growth["ci_low"] < growth["value"] < growth["ci_high"] and "bootstrap" in growth["method"]
     assert summary["massive_activation_ratio"]["value"] == pytest.approx(20.0) and summary["massive_activation_ratio"]["note"] == "layer 1"
 
 

@@ -144,8 +144,13 @@ def layer_curve(values: list[float]) -> list[Point]:
 
 def length_sweep(record: dict) -> list[Point]:
     """Mean α at each profiled context length T, with the t interval over the texts of that length."""
-    return [Point(point["T"], *mean_interval(point["per_text"]["alpha_mean"]))
-            for point in record["profile"]["length_sweep"]["points"] if point["per_text"]["alpha_mean"]]
+    points = []
+    for point in record["profile"]["length_sweep"]["points"]:
+        if point["per_text"]["alpha_mean"]:
+            mean, low, high = mean_interval(point["per_text"]["alpha_mean"])
+            # α is a share of attention: the t interval of a few texts is cut to [0, 1] (coverage is kept).
+            points.append(Point(point["T"], mean, None if low is None else max(0.0, low), None if high is None else min(1.0, high)))
+    return points
 
 
 def massive_by_layer(record: dict) -> list[Point]:

@@ -131,7 +131,7 @@ def _md_row(cells) -> str:
 def _md_suite(name: str, version: str, rows: pd.DataFrame) -> list[str]:
     families = rows["family"].nunique()
     lines = [f"## Suite {md(name)} {md(version)}", "",
-             f"{len(rows)} records of {families} famil{'ies' if families != 1 else 'y'}, by rank band. "
+             f"{len(rows)} record{'s' * (len(rows) != 1)} of {families} famil{'ies' if families != 1 else 'y'}, by rank band. "
              f"Each cell: the value and its 95% interval. {MISSING} : not measured (the record's note says why).", ""]
     header = ["#", "model", "family", "revision", "released", *(md(heading(c)) for c in MODEL_COLUMNS)]
     lines += [_md_row(header), _md_row(["---:", "---", "---", "---", "---", *("---:" for _ in MODEL_COLUMNS)])]

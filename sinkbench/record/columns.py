@@ -281,12 +281,18 @@ def _sink_growth(record, ctx):
     b = np.asarray(last["per_text"]["alpha_mean"], dtype=float)
     if a.mean() == 0:
         raise Missing(f"alpha at T={first['T']} is 0")
+    value, note = float(b.mean() / a.mean()), f"T={last['T']} over T={first['T']}"
+    fewest = min(len(a), len(b))
+    if fewest < stats.MIN_BOOTSTRAP_ITEMS:
+        # A percentile bootstrap of 2-4 texts sees only a few distinct means and understates the spread.
+        where = last["T"] if len(b) == fewest else first["T"]
+        return stats.estimate(value, n=len(a) + len(b), note=f"{note}; {fewest} texts at T={where}: too few for an "
+                                                              f"interval (a bootstrap needs {stats.MIN_BOOTSTRAP_ITEMS})")
     resampler = ctx.texts
     with np.errstate(divide="ignore", invalid="ignore"):
         replicates = resampler.means(("sweep", last["T"]), b) / resampler.means(("sweep", first["T"]), a)
     method = f"percentile bootstrap over texts, each length resampled on its own ({stats.N_BOOTSTRAP} resamples, seeded)"
-    return with_replicates(float(b.mean() / a.mean()), replicates, method, len(a) + len(b),
-                                 f"T={last['T']} over T={first['T']}")
+    return with_replicates(value, replicates, method, len(a) + len(b), note)
 
 
 def _massive(record, ctx):

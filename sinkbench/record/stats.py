@@ -27,6 +27,7 @@ Z_POWER = float(sps.norm.ppf(0.80))  # 0.841621
 MDE_FACTOR = Z + Z_POWER  # 2.801585: delta = (z_a/2 + z_b) * se
 N_BOOTSTRAP = 2000
 MIN_DEFINED = 0.9  # an interval needs the statistic defined in at least 90% of the resamples
+MIN_BOOTSTRAP_ITEMS = 8  # fewer items in a stratum: no bootstrap interval (too few distinct resamples)
 
 WILSON = "Wilson score interval; stderr sqrt(p(1-p)/n)"
 NORMAL_TASKS = "normal approximation over tasks taken as independent: stderr sqrt(sum of task stderr^2) / tasks"
