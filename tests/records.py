@@ -84,8 +84,8 @@ def _profile(table, growth: float, rng: random.Random, texts: int, sweep: tuple[
     points = []
     for index, T in enumerate(t for t in sweep if t <= max_context):
         scaled = [[round(min(0.95, v * (1 + growth * index)), 6) for v in row] for row in table]
-        part = _fix_table(_alpha_part(scaled, 4, rng, f"sweep{T}"))
-        points.append({"T": T, "n_sequences": 4, **part})
+        part = _fix_table(_alpha_part(scaled, 8, rng, f"sweep{T}"))
+        points.append({"T": T, "n_sequences": 8, **part})
     overmixing = {"n_sequences": 8, "relative_change_by_layer": [0.1 * (i + 1) for i in range(layers)],
                   "representation_spread_by_layer": [1.0] * layers,
                   "last_layer_by_sequence": [0.1 * layers + d for d in (-0.02, -0.01, 0.0, 0.01, 0.02, -0.01, 0.0, 0.01)]}
