@@ -348,3 +348,47 @@ def test_the_prefix_sweep_is_in_the_record_and_a_length_beyond_the_context_is_sk
         assert len(condition["outcomes"]["tiny_cloze"]["text_start"]) == condition["outcomes"]["tiny_cloze"]["n"]
     robustness = record["summary"]["length_robustness"]
     assert robustness["note"].startswith("prefix = 64, 256 tokens")  # the skipped length is left out, not zero
+
+
+# ---- the time left in a grid ----------------------------------------------------------------
+
+
+def _done(cell: GridCell, n: int, mean_tokens: float, seconds: float) -> dict:
+    return {"outcomes": {t: {"n": n} for t in cell.tasks}, "identical_to": None, "wall_time_s": seconds,
+            "sinks": {t: {"mean_tokens": mean_tokens, "n_requests": n} for t in cell.tasks}}
+
+
+def test_the_estimate_counts_each_cell_s_tokens_and_their_attention_by_hand():
+    from sinkbench.run.plan import ATTENTION_SLOWDOWN, Estimator
+
+    estimator = Estimator(attention_ratio=0.001)
+    assert estimator.remaining([]) == "time left: known once a condition has finished"
+    keep = GridCell(Condition(), ("t",), BASELINE)
+    # 10 documents of one 100-token request: 1000 tokens, each attending to half its own 100 on average.
+    estimator.learn(keep, _done(keep, 10, 100.0, 20.0))
+    unit = 1000 * (1 + ATTENTION_SLOWDOWN * 0.001 * 50)
+    assert estimator.cell_work(keep) == pytest.approx(unit)
+    prefixed = GridCell(Condition(prefix_length=1000), ("t",), "prefix")
+    assert estimator.cell_work(prefixed) == pytest.approx(1000 * (1 + ATTENTION_SLOWDOWN * 0.001 * 1050))
+    seconds = 20.0 * estimator.cell_work(prefixed) / unit  # the pace of the first condition: 20 s per unit
+    assert estimator.remaining([prefixed]) == f"about {seconds:.0f} s left in the grid"
+
+
+def test_the_time_left_leaves_out_twins_and_lengths_beyond_the_context():
+    from types import SimpleNamespace
+
+    from sinkbench.run.runner import still_to_compute
+
+    suite = get_suite("quick")
+    no_bos = SimpleNamespace(tokenizer=SimpleNamespace(bos_token_id=1),
+                             identity=SimpleNamespace(adds_bos=False, n_layers=2, max_context=1024))
+    keep = GridCell(Condition(), ("sinkbench_lambada_quick", "sinkbench_passkey_quick_2048"), BASELINE)
+    drop = GridCell(Condition(bos="drop"), ("sinkbench_lambada_quick",), BOS_DROP)
+    long_prefix = GridCell(Condition(prefix_length=4096), ("sinkbench_lambada_quick",), "prefix")
+    baseline = {"sinks": {"sinkbench_lambada_quick": {"max_tokens": 100}}}
+    left = still_to_compute(no_bos, suite, [keep, drop, long_prefix], [], baseline)
+    # drop feeds what keep feeds (no <bos> to drop); 2048 tokens and a 4096-token prefix exceed 1024.
+    assert [(c.condition.name, c.tasks) for c in left] == [("bos=keep", ("sinkbench_lambada_quick",))]
+    with_bos = SimpleNamespace(tokenizer=no_bos.tokenizer, identity=SimpleNamespace(adds_bos=True, n_layers=2, max_context=8192))
+    assert [c.condition.name for c in still_to_compute(with_bos, suite, [keep, drop, long_prefix], [], baseline)] == [
+        "bos=keep", "bos=drop", "bos=keep,prefix=4096"]

@@ -96,6 +96,24 @@ def _twin(loaded: LoadedModel, cell: GridCell, documents: list[tuple[GridCell, d
     return None
 
 
+def still_to_compute(loaded: LoadedModel, suite, cells: list[GridCell], documents: list[tuple[GridCell, dict]],
+                     baseline: dict | None) -> list[GridCell]:
+    """The cells, with their tasks, that the rest of the grid will compute: a twin of an earlier condition
+    is carried over and a task beyond the model's context is skipped, so neither counts for the time left."""
+    seen = list(documents)
+    left = []
+    for cell in cells:
+        if _twin(loaded, cell, seen) is not None:
+            continue
+        head = len(head_tokens(cell.condition, loaded.tokenizer, loaded.identity.adds_bos))
+        skipped = beyond_context(cell, suite, loaded.identity.max_context, head, baseline)
+        tasks = tuple(t for t in cell.tasks if t not in skipped)
+        if tasks:
+            left.append(GridCell(cell.condition, tasks, cell.role, cell.limit))
+            seen.append((cell, {"identical_to": None, "tasks": list(cell.tasks), "spec": cell.condition.to_dict()}))
+    return left
+
+
 def _quiet_libraries(verbose: bool) -> None:
     """lm-eval and transformers log advice a user cannot act on; -v shows it."""
     if verbose:
@@ -241,7 +259,8 @@ def _run(config, suite, cells, folder, session, missing, data_dir, log) -> Path 
             document = skipped_document(cell, skipped, loaded.identity.to_dict())
         else:
             tasks = [t for t in cell.tasks if t not in skipped]
-            log(f"{header}: {', '.join(tasks)} ({estimator.remaining(cells[number - 1 :])})")
+            left = still_to_compute(loaded, suite, cells[number - 1 :], documents, baseline)
+            log(f"{header}: {', '.join(tasks)} ({estimator.remaining(left)})")
             for task, reason in skipped.items():
                 log(f"{header}: {task} skipped, {reason}")
             document = run_condition(session, cell, suite, config.out / f"{cell.condition.slug}.sinks.jsonl", skipped)
