@@ -118,8 +118,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         path = run(config, verbose=args.verbose)
     except KeyboardInterrupt:
-        print(f"\nsinkbench: stopped. Finished conditions are saved in {out}/; "
-              "run the same command again to continue where it stopped.", file=sys.stderr)
+        if out.is_dir() and any(out.glob("cond-*.json")):
+            print(f"\nsinkbench: stopped. Finished conditions are saved in {out}/; "
+                  "run the same command again to continue where it stopped.", file=sys.stderr)
+        else:  # the run folder removes itself when nothing had finished
+            print("\nsinkbench: stopped before any condition had finished, so nothing was kept; "
+                  "run the same command again to start over.", file=sys.stderr)
         return 130
     if path is None:  # a rank other than 0 of a data-parallel run: rank 0 reports
         return 0

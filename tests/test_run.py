@@ -276,6 +276,11 @@ def test_ctrl_c_says_how_to_resume(monkeypatch, capsys, tmp_path):
     assert main(["run", "--out", str(tmp_path / "x")]) == 130
     err = capsys.readouterr().err
     assert "stopped" in err and "run the same command again" in err and "Traceback" not in err
+    assert "nothing was kept" in err  # nothing had finished: the folder is gone, and it says so
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "cond-bos-keep.json").write_text("{}")
+    assert main(["run", "--out", str(tmp_path / "x")]) == 130
+    assert f"Finished conditions are saved in {tmp_path / 'x'}/" in capsys.readouterr().err
 
 
 @pytest.mark.slow
