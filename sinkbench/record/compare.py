@@ -220,11 +220,10 @@ def compare(a: dict, b: dict, thresholds: Thresholds, unpaired: bool = False, se
     matched, changed = shared_documents(a, b)
     model_a, model_b = a["model"], b["model"]
     same_model = (model_a["family"], model_a["name"]) == (model_b["family"], model_b["name"])
-    generated = [t for t in changed if a["tasks"][t]["kind"] == "retrieval"]
-    if changed and not unpaired and not same_model and generated == changed:
-        changed = []  # synthetic documents are built to a length in each model's own tokens: left out, and said so
-    else:
-        generated = []
+    # Synthetic documents are built to a length in each model's own tokens: between two models they
+    # cannot pair, so they are left out (and named) rather than refusing the comparison.
+    per_tokenizer = [] if unpaired or same_model else [t for t in changed if a["tasks"][t]["kind"] == "retrieval"]
+    changed = [t for t in changed if t not in per_tokenizer]
     if changed and not unpaired:
         raise SinkbenchError(f"documents of {', '.join(changed)} have the same ids but other content in A and B "
                              "(their hashes differ): they cannot be paired; --unpaired compares them as independent samples")
@@ -269,7 +268,7 @@ def compare(a: dict, b: dict, thresholds: Thresholds, unpaired: bool = False, se
         verdict = _verdict(column, change, limits.get(column.name), regression_test)
         columns.append(ColumnChange(column, x["value"], y["value"], change, mde, verdict, change["note"]))
     return Comparison(not unpaired, paired_docs, changed, columns, [] if unpaired else _mcnemar(a, b, matched),
-                      same_model, regression_test, generated)
+                      same_model, regression_test, per_tokenizer)
 
 
 def _mcnemar(a: dict, b: dict, matched: dict) -> list[TaskTest]:
