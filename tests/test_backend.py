@@ -9,6 +9,7 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.tasks import TaskManager
 
+from conftest import require_data
 from lm_tasks import write_tasks
 from sinkbench.errors import SinkbenchError
 from sinkbench.harness.backend import BackendOptions, SinkbenchLM
@@ -82,6 +83,8 @@ CONDITIONS = {
 @pytest.mark.parametrize("name", list(CONDITIONS))
 def test_every_sequence_starts_as_the_condition_says(name, tiny_model_dir, task_manager):
     head, args = CONDITIONS[name]
+    if args.get("prefix"):
+        require_data()
     lm = SinkbenchLM(pretrained=str(tiny_model_dir), batch_size=2, **args)
     stress = list(lm.sequences.stress)
     fixed = head + stress
@@ -120,6 +123,7 @@ def _scored(lm, requests):
     return results, stats
 
 
+@pytest.mark.needs_data  # the stress prefix is cut from War and Peace
 @pytest.mark.parametrize("extra", [{}, {"window": 4, "sinks": 1}, {"knockout": "1"}])
 def test_shared_stress_prefix_gives_the_scores_of_a_full_pass(tiny_model_dir, extra):
     lm = SinkbenchLM(pretrained=str(tiny_model_dir), prefix=10, batch_size=3, **extra)
@@ -142,6 +146,8 @@ SHARING_CONDITIONS = [{}, {"bos": "drop"}, {"bos": "double"}, {"bos": "replace:<
 
 @pytest.mark.parametrize("args", SHARING_CONDITIONS, ids=lambda a: ",".join(f"{k}={v}" for k, v in a.items()) or "keep")
 def test_shared_contexts_and_token_budgets_equal_the_plain_path(args, tiny_model_dir, task_manager):
+    if args.get("prefix"):
+        require_data()
     plain = SinkbenchLM(pretrained=str(tiny_model_dir), batch_size=1, share_contexts=False, **args)
     fast = SinkbenchLM(loaded=plain.loaded, condition=plain.condition,
                        options=BackendOptions.from_model_args(max_batch_tokens=64, **args))
@@ -237,6 +243,8 @@ def test_sink_metrics_reach_results_and_sidecar(tiny_model_dir, task_manager, tm
 
 @pytest.mark.parametrize("args", [{}, {"bos": "drop", "prefix": 6}])
 def test_generation_sink_metrics_come_from_the_prompt_pass(tiny_model_dir, args):
+    if args.get("prefix"):
+        require_data()
     lm = SinkbenchLM(pretrained=str(tiny_model_dir), **args)
     context = "the cat sat on the red road . the dog"
     request = Instance("generate_until", {}, (context, {"until": ["."], "max_gen_toks": 4}), 0, ("tiny_gen", 7, 1))

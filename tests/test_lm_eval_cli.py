@@ -12,6 +12,7 @@ from sinkbench.harness.tasklist import default_tasks_dir
 
 @pytest.mark.slow
 @pytest.mark.subprocess
+@pytest.mark.needs_data  # sinkbench_copa reads the data directory
 def test_lm_eval_cli_with_sinkbench_model(tiny_model_dir, tmp_path):
     sidecar = tmp_path / "sinks.jsonl"
     command = [
@@ -41,6 +42,7 @@ LAUNCHERS = {
 
 @pytest.mark.slow
 @pytest.mark.subprocess
+@pytest.mark.needs_data  # sinkbench_copa reads the data directory
 @pytest.mark.parametrize("launcher", list(LAUNCHERS))
 def test_data_parallel_ranks_merge_their_sink_metrics(launcher, tiny_model_dir, tmp_path):
     """Two CPU ranks split the documents; rank 0 reports every request once."""

@@ -63,6 +63,7 @@ def without_times(record: dict) -> dict:
     return strip(record)
 
 
+@pytest.mark.needs_data  # without it the profile runs on generated text and the record is partial
 def test_run_writes_a_valid_record_with_every_part(tiny_model_dir, tasks_dir, tmp_path):
     path = run(config(tiny_model_dir, tmp_path / "out", tasks_dir), log=lambda m: None)
     record = json.loads(path.read_text())
@@ -397,3 +398,16 @@ def test_the_time_left_leaves_out_twins_and_lengths_beyond_the_context():
     with_bos = SimpleNamespace(tokenizer=no_bos.tokenizer, identity=SimpleNamespace(adds_bos=True, n_layers=2, max_context=8192))
     assert [c.condition.name for c in still_to_compute(with_bos, suite, [keep, drop, long_prefix], [], baseline)] == [
         "bos=keep", "bos=drop", "bos=keep,prefix=4096"]
+
+
+def test_a_task_outside_the_suites_is_judged_by_its_name_and_metrics():
+    from sinkbench.grid.suite import task_spec
+
+    suite = get_suite("quick")
+    mine = task_spec(suite, "my_cloze", {"acc,none": 0.5})  # the user's own task brings its own data
+    assert (mine.kind, mine.needs_data) == ("accuracy", False)
+    ours = task_spec(suite, "sinkbench_lambada", {"acc,none": 0.5})  # sinkbench's reads its data directory
+    assert (ours.kind, ours.needs_data) == ("accuracy", True)
+    passkey = task_spec(suite, "sinkbench_passkey_777", {"acc,none": 1.0})
+    assert (passkey.kind, passkey.needs_data, passkey.retrieval) == ("retrieval", False, ("passkey", 777))
+    assert task_spec(suite, "my_long_text", {"word_perplexity,none": 9.0}).needs_data is False

@@ -163,9 +163,11 @@ def task_spec(suite: Suite, name: str, metrics=()) -> TaskSpec:
     for candidate in (suite, *SUITES.values()):
         if name in {t.name for t in candidate.tasks}:
             return candidate.task(name)
-    needs_data = not name.startswith(("sinkbench_passkey", "sinkbench_kv_retrieval"))
+    synthetic = name.startswith(("sinkbench_passkey", "sinkbench_kv_retrieval"))
+    # sinkbench's own real tasks read its data directory; a task of the user's brings its own data.
+    needs_data = name.startswith("sinkbench_") and not synthetic
     names = {key.split(",")[0] for key in metrics}
-    if "acc" in names and not needs_data:
+    if "acc" in names and synthetic:
         return TaskSpec(name, "retrieval", "acc", False, retrieval=_retrieval_of(name))
     if "acc" in names:
         return TaskSpec(name, "accuracy", "acc", needs_data)
