@@ -85,7 +85,8 @@ def _profile(table, growth: float, rng: random.Random, texts: int, sweep: tuple[
     for index, T in enumerate(t for t in sweep if t <= max_context):
         scaled = [[round(min(0.95, v * (1 + growth * index)), 6) for v in row] for row in table]
         part = _fix_table(_alpha_part(scaled, 8, rng, f"sweep{T}"))
-        points.append({"T": T, "n_sequences": 8, **part})
+        points.append({"T": T, "n_sequences": 8, **part, "alpha_mean_by_type": {"full": part["alpha_mean"]},
+                       "queries_seeing_first_by_layer": [float(T)] * layers})
     overmixing = {"n_sequences": 8, "relative_change_by_layer": [0.1 * (i + 1) for i in range(layers)],
                   "representation_spread_by_layer": [1.0] * layers,
                   "last_layer_by_sequence": [0.1 * layers + d for d in (-0.02, -0.01, 0.0, 0.01, 0.02, -0.01, 0.0, 0.01)]}
@@ -93,6 +94,7 @@ def _profile(table, growth: float, rng: random.Random, texts: int, sweep: tuple[
     without["relative_change_by_layer"] = [0.2 * (i + 1) for i in range(layers)]
     without["last_layer_by_sequence"] = [0.2 * layers + d for d in (-0.02, -0.01, 0.0, 0.01, 0.02, -0.01, 0.0, 0.01)]
     main = _fix_table(_alpha_part(table, texts, rng, "lambada"))
+    random_part = _fix_table(_alpha_part([[round(v * 0.9, 6) for v in row] for row in table], texts, rng, "random"))
     ratio = [[10.0 * (i + 1) + rng.uniform(-1, 1) for i in range(layers)] for _ in range(texts)]
     return {
         "T": 64, "n_sequences": texts, "text_source": "synthetic", "bos": "keep", "eps": [0.3, 0.5, 0.8], "mean_tokens": 64.0,
@@ -105,6 +107,11 @@ def _profile(table, growth: float, rng: random.Random, texts: int, sweep: tuple[
         "value_norm_ratio_by_layer": [0.5] * layers, "learned_sink_mass_by_layer": None,
         "overmixing": {"with_bos": overmixing, "without_bos": without}, "per_text": main["per_text"],
         "length_sweep": {"text_source": "synthetic", "points": points}, "wall_time_s": 12.5,
+        "layers": [{"index": i, "type": "full", "span": None, "learned_sink": False, "queries_seeing_first": 64.0}
+                   for i in range(layers)],
+        "alpha_mean_by_type": {"full": main["alpha_mean"]},
+        "random_tokens": {"T": 64, "n_sequences": texts, "seed": 0, **random_part,
+                          "alpha_mean_by_type": {"full": random_part["alpha_mean"]}},
     }
 
 
@@ -124,6 +131,7 @@ def _accuracy(base: float, cell, args: dict, lengths: tuple[int, ...]) -> float:
 
 def _sinks(layers: int, alpha: float, n: int, tokens: float, text_start: bool) -> dict:
     return {"n_requests": n, "alpha_mean": alpha, "alpha_by_layer": [alpha] * layers,
+            "queries_seeing_first_by_layer": [n * 4] * layers,
             "text_start_by_layer": [alpha / 4] * layers if text_start else None,
             "sink_rate": {"0.3": float(alpha > 0.3), "0.5": float(alpha > 0.5), "0.8": float(alpha > 0.8)},
             "first_k_mass": [alpha, alpha + 0.02, alpha + 0.04, alpha + 0.05], "mean_tokens": tokens, "max_tokens": int(tokens * 2)}

@@ -53,7 +53,7 @@ def test_build_writes_every_output(built):
     for column in COLUMNS:
         assert f"`{column.name}`" in readme  # the column table: name, direction, description
     assert "suite score ↑" in readme and "&lt;bos&gt; dependence ↓" in readme
-    assert "## Suite quick 3.0" in readme and "## Suite standard 3.0" in readme  # a section per suite
+    assert "## Suite quick 4.0" in readme and "## Suite standard 4.0" in readme  # a section per suite
     assert "Chatbot Arena" in readme  # the rank rule, stated
     rows = csv_rows(built)
     assert len(rows) == len(RECORDS)

@@ -200,7 +200,7 @@ def test_records_of_another_suite_share_the_board(tmp_path, board):
     assert run_cli(["submit", write(other, tmp_path / "r.json"), "--board", board]) == 0
     assert (board / submission_path(other)).is_file()
     assert run_cli(["board", "build", "--board", board]) == 0
-    assert "## Suite standard 3.0" in (board / "README.md").read_text(encoding="utf-8")
+    assert "## Suite standard 4.0" in (board / "README.md").read_text(encoding="utf-8")
 
 
 def test_one_model_and_revision_holds_a_record_of_each_suite(tmp_path, board):

@@ -44,7 +44,7 @@ def test_track_lists_releases_by_date_then_revision(tmp_path, capsys):
     assert [line.split("revision ")[1] for line in out.splitlines() if line.startswith("[")] == ["z9", "a2", "b1"]
     score = column_line(out, "suite score ↑")
     assert f"{base['summary']['suite_score']['value']:.3f}" in score and score.endswith("within noise")
-    assert "No regression of the latest release [3] against [2] on suite quick 3.0." in out
+    assert "No regression of the latest release [3] against [2] on suite quick 4.0." in out
 
 
 def test_track_exit_1_when_the_latest_release_regresses(tmp_path, capsys):
@@ -53,7 +53,7 @@ def test_track_exit_1_when_the_latest_release_regresses(tmp_path, capsys):
     assert run_cli(["board", "track", "acme", "--board", board]) == 1
     out = capsys.readouterr().out
     assert "REGRESSION of [3] against [2]: suite score ↑ fell by 0.183" in out
-    assert "REGRESSION: the latest release [3] against [2] on suite quick 3.0." in out
+    assert "REGRESSION: the latest release [3] against [2] on suite quick 4.0." in out
     assert run_cli(["board", "track", "acme", "--board", board, "--max-score-drop", "0.5"]) == 0
     assert "worse, below the threshold" in capsys.readouterr().out
 

@@ -1,5 +1,7 @@
 """Metric functions on hand-built cases with known answers."""
 
+import math
+
 import pytest
 import torch
 
@@ -90,3 +92,39 @@ def test_massive_activation_median_sample_is_close_and_top_exact():
     assert ratio.item() == pytest.approx(exact_ratio.item(), rel=0.02)
     short = torch.randn(1, 100, 8)
     assert torch.equal(metrics.massive_activation(short, 512)[0], metrics.massive_activation(short)[0])
+
+
+def test_undefined_layers_are_left_out_of_every_average():
+    """Hand-made: 2 sequences, 3 layers, 2 heads; layer 2 has no softmax attention (NaN), and in
+    sequence 1 layer 1 is a sliding layer no query of it could see the first token through."""
+    nan = float("nan")
+    alphas = torch.tensor([
+        [[0.9, 0.1], [0.5, 0.2], [nan, nan]],
+        [[0.4, 0.35], [nan, nan], [nan, nan]],
+    ])
+    # Sequence 0: 4 defined pairs, above 0.3: 0.9, 0.5 -> 2/4; sequence 1: 2 defined, both above -> 1.
+    assert metrics.sink_rate(alphas, 0.3) == pytest.approx((0.5 + 1.0) / 2)
+    # Above 0.8: only 0.9 -> 1/4 and 0/2.
+    assert metrics.sink_rate(alphas, 0.8) == pytest.approx(0.125)
+    # A sequence's mean alpha over its defined pairs: (0.9 + 0.1 + 0.5 + 0.2) / 4 and (0.4 + 0.35) / 2.
+    per_sequence = metrics.mean_defined(alphas, (1, 2))
+    torch.testing.assert_close(per_sequence, torch.tensor([0.425, 0.375]))
+    # A layer's mean over the sequences where it is defined; null where it is nowhere.
+    by_layer = metrics.mean_defined(alphas, (0, 2))
+    assert by_layer[0].item() == pytest.approx((0.9 + 0.1 + 0.4 + 0.35) / 4)
+    assert by_layer[1].item() == pytest.approx(0.35)
+    assert metrics.listed(by_layer, 3)[2] is None
+    # Nothing defined anywhere: NaN, never 0.
+    assert math.isnan(metrics.sink_rate(torch.full((1, 2, 2), nan), 0.3))
+    # Undefined heads never rank among the strongest.
+    # Means over sequences: (0,0) 0.65, (0,1) 0.225, (1,0) 0.5, (1,1) 0.2, layer 2 undefined.
+    strongest = metrics.strongest_heads(metrics.mean_defined(alphas, 0), top=5)
+    assert [(l, h) for l, h, _ in strongest] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    assert strongest[0][2] == pytest.approx(0.65)
+
+
+def test_alpha_with_no_visible_query_is_undefined():
+    first_key = torch.tensor([[0.6, 0.2, 0.0, 0.0]])
+    sees = torch.tensor([[True, True, False, False]])
+    assert metrics.alpha(first_key, sees).item() == pytest.approx(0.4)  # over the two queries that see key 0
+    assert math.isnan(metrics.alpha(first_key, torch.zeros_like(sees)).item())

@@ -191,11 +191,53 @@ def test_grouped_stats_are_the_means_of_the_per_query_stats():
         probe.group(groups)
         model(ids)
         grouped = probe.collect()
+    # Layer 0 slides over 8 keys: only queries 0..7 see key 0 there, so group (0, 9..14) has no
+    # query that sees it (NaN, never 0) and group (0, 2..9) averages over its queries 2..7.
+    assert per_query.layers[0].type == "sliding" and per_query.layers[0].span == 8
+    assert per_query.layers[1].type == "full" and per_query.layers[0].learned_sink
     for group, (row, start, stop) in enumerate([(0, 2, 9), (0, 9, 14), (1, 5, 6), (1, 6, 14)]):
-        torch.testing.assert_close(grouped.first_k_mass[group], per_query.first_k_mass[row, :, :, start:stop].mean(-2))
-        torch.testing.assert_close(grouped.key_mass[group], per_query.key_mass[row, :, :, start:stop].mean(-2))
+        sees = per_query.sees_first[row, :, start:stop]  # (L, q)
+        assert sees[0].tolist() == [t < 8 for t in range(start, stop)] and bool(sees[1].all())
+        weights = sees[:, None, :, None].float()
+        expected = (per_query.first_k_mass[row, :, :, start:stop] * weights).sum(-2) / weights.sum(-2)
+        torch.testing.assert_close(grouped.first_k_mass[group], expected, equal_nan=True)
+        assert grouped.n_seeing_first[group].tolist() == sees.sum(-1).tolist()
+        key_sees = per_query.sees_keys[row, :, start:stop, :][:, None].float()  # (L, 1, q, 1)
+        expected_key = (per_query.key_mass[row, :, :, start:stop] * key_sees).sum(-2) / key_sees.sum(-2)
+        torch.testing.assert_close(grouped.key_mass[group], expected_key, equal_nan=True)
         torch.testing.assert_close(grouped.learned_sink[group], per_query.learned_sink[row, :, :, start:stop].mean(-1))
         assert grouped.n_queries[group] == stop - start
+    assert torch.isnan(grouped.alpha[1, 0]).all() and not torch.isnan(grouped.alpha[1, 1]).any()
+
+
+@torch.no_grad()
+def test_sliding_layer_alpha_counts_only_queries_that_see_the_first_token():
+    """A hand-made case: a sliding layer of window 8 over 20 queries. Key 0 is seen by queries 0..7
+    only, so alpha there is the mean of those 8 queries' attention to it (queries 8..19 give 0
+    because they cannot see it, not because they ignore it); the full layer averages all 20."""
+    model = make_model("gemma3")  # layer 0 slides over 8 keys, layer 1 is global
+    ids = torch.randint(4, 100, (1, 20), generator=torch.Generator().manual_seed(5))
+    attentions = eager_attentions(model, ids)
+    with SinkProbe(model) as probe:
+        probe.group(torch.zeros(1, 20, dtype=torch.long), 1)
+        model(ids)
+        grouped = probe.collect()
+    sliding_by_hand = attentions[0][0, :, :8, 0].mean(-1)  # (H,) over queries 0..7
+    full_by_hand = attentions[1][0, :, :, 0].mean(-1)  # (H,) over all 20
+    torch.testing.assert_close(grouped.alpha[0, 0], sliding_by_hand, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grouped.alpha[0, 1], full_by_hand, atol=1e-5, rtol=1e-5)
+    assert grouped.n_seeing_first[0].tolist() == [8, 20]
+    # The old average over every query would have diluted the sliding layer by 8/20.
+    assert not torch.allclose(grouped.alpha[0, 0], attentions[0][0, :, :, 0].mean(-1))
+    # Queries 12..19 only: none sees key 0 in the sliding layer, so alpha is undefined there.
+    groups = torch.full((1, 20), -1)
+    groups[0, 12:] = 0
+    with SinkProbe(model) as probe:
+        probe.group(groups, 1)
+        model(ids)
+        late = probe.collect()
+    assert torch.isnan(late.alpha[0, 0]).all() and late.n_seeing_first[0].tolist() == [0, 8]
+    torch.testing.assert_close(late.alpha[0, 1], attentions[1][0, :, 12:, 0].mean(-1), atol=1e-5, rtol=1e-5)
 
 
 @torch.no_grad()

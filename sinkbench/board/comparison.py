@@ -119,9 +119,9 @@ class HeadChange:
 
 
 def head_changes(before: list[list[float]], after: list[list[float]]) -> list[HeadChange]:
-    """Every (layer, head), largest |change| of α first."""
+    """Every (layer, head) where α is defined in both, largest |change| of α first."""
     changes = [HeadChange(layer, head, a, b) for layer, (row_a, row_b) in enumerate(zip(before, after))
-               for head, (a, b) in enumerate(zip(row_a, row_b))]
+               for head, (a, b) in enumerate(zip(row_a, row_b)) if a is not None and b is not None]
     return sorted(changes, key=lambda c: (-abs(c.change), c.layer, c.head))
 
 
@@ -137,7 +137,7 @@ def head_lines(a: dict, b: dict, eps: float, top: int) -> list[str]:
     changes = head_changes(alpha_a, alpha_b)
     gained = [c for c in changes if c.before <= eps < c.after]
     lost = [c for c in changes if c.after <= eps < c.before]
-    mean = sum(abs(c.change) for c in changes) / len(changes)
+    mean = sum(abs(c.change) for c in changes) / len(changes) if changes else float("nan")
     lines = [f"Heads ({len(alpha_a)} layers x {len(alpha_a[0])} heads, α at T={b['profile']['T']}): "
              f"{len(gained)} gained a sink (α > {eps:g}), {len(lost)} lost one; mean |change| {mean:.3f}.",
              f"Largest changes of α{'' if top >= len(changes) else f' (top {top})'}:"]

@@ -106,7 +106,7 @@ def sinks_by_layer(record: dict, part: str = "alpha_by_layer") -> list[tuple[int
     for condition in prefix_sweep(record):
         layers = [condition["sinks"][t][part] for t in tasks if condition["sinks"].get(t, {}).get(part)]
         if layers:
-            curves.append((condition["spec"]["prefix_length"], layer_curve(list(np.mean(layers, axis=0)))))
+            curves.append((condition["spec"]["prefix_length"], layer_curve(_mean_by_layer(layers))))
     return curves
 
 
@@ -135,11 +135,62 @@ def depth_curve(record: dict, layers: list[float] | None = None) -> list[Point]:
     """First-token attention by relative depth: layer index / number of layers (means only: the record keeps no
     per-text value per layer)."""
     by_layer = record["profile"]["alpha_by_layer"] if layers is None else layers
-    return [Point(index / len(by_layer), value) for index, value in enumerate(by_layer)]
+    return [Point(index / len(by_layer), value) for index, value in enumerate(by_layer) if value is not None]
 
 
-def layer_curve(values: list[float]) -> list[Point]:
-    return [Point(index, value) for index, value in enumerate(values)]
+def layer_curve(values: list[float | None], keep: set[int] | None = None) -> list[Point]:
+    """(layer, value) for the layers with a value (α is null where no query could see the first token,
+    or the layer has no softmax attention), and only those in `keep` when given."""
+    return [Point(index, value) for index, value in enumerate(values)
+            if value is not None and (keep is None or index in keep)]
+
+
+def layer_types(record: dict) -> dict[str, set[int]]:
+    """Layer indices by attention type (full, sliding, chunked, none) from the profile's layer table;
+    {} for a record without one (schema 2.0)."""
+    types: dict[str, set[int]] = {}
+    for layer in record["profile"].get("layers") or []:
+        types.setdefault(layer["type"], set()).add(layer["index"])
+    return types
+
+
+def mixed_layers(record: dict) -> bool:
+    """Whether the model has attention layers of more than one kind (a global-only line is worth drawing)."""
+    return len(set(layer_types(record)) - {"none"}) > 1
+
+
+def _mean_by_layer(rows: list[list[float | None]]) -> list[float | None]:
+    """Per layer, the mean over rows of the defined values; None where no row has one."""
+    table = np.asarray([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+    defined = ~np.isnan(table)
+    counts = defined.sum(axis=0)
+    sums = np.where(defined, table, 0.0).sum(axis=0)
+    return [float(s / c) if c else None for s, c in zip(sums, counts)]
+
+
+def first_token_by_type(record: dict, kind: str) -> list[Point]:
+    """Attention to the first token against stress-prefix length over the layers of one type only:
+    the mean over the sweep tasks of each task's mean over those layers (the conditions' own sink
+    metrics; means only)."""
+    chosen = layer_types(record).get(kind, set())
+    tasks = sweep_tasks(record)
+    points = []
+    for condition in prefix_sweep(record):
+        per_task = []
+        for task in tasks:
+            by_layer = condition["sinks"].get(task, {}).get("alpha_by_layer") or []
+            values = [v for i, v in enumerate(by_layer) if i in chosen and v is not None]
+            if values:
+                per_task.append(sum(values) / len(values))
+        if per_task:
+            points.append(Point(condition["spec"]["prefix_length"], sum(per_task) / len(per_task)))
+    return points
+
+
+def sweep_by_type(record: dict, kind: str) -> list[Point]:
+    """Mean α over the layers of one type at each profiled length (means only)."""
+    return [Point(p["T"], p["alpha_mean_by_type"][kind]) for p in record["profile"]["length_sweep"]["points"]
+            if (p.get("alpha_mean_by_type") or {}).get(kind) is not None]
 
 
 def length_sweep(record: dict) -> list[Point]:

@@ -34,10 +34,16 @@ def colour(stops: Sequence[str], t: float) -> str:
     return "#" + "".join(f"{round(p + (q - p) * mix):02x}" for p, q in zip(a, b))
 
 
+UNDEFINED = "#d9d9d9"
+UNDEFINED_WHY = "no softmax attention in this layer, or no query could see the first token"
+
+
 def heatmap(table: Sequence[Sequence[float]], title: str, fill: Callable[[float], str],
             hover: Callable[[int, int, float], str], *, size: int = 240,
             marked: frozenset[tuple[int, int]] = frozenset()) -> ET.Element:
-    """Layers down, heads across; one rect per (layer, head) with a hover title; `marked` cells outlined."""
+    """Layers down, heads across; one rect per (layer, head) with a hover title; `marked` cells outlined.
+    A None cell (α undefined: a layer without softmax attention, or one no query could see the first
+    token through) is drawn blank grey and says so."""
     layers, heads = len(table), len(table[0])
     cell_w = max(1.5, min(36.0, size / heads))
     cell_h = max(1.5, min(36.0, size / layers))
@@ -54,8 +60,10 @@ def heatmap(table: Sequence[Sequence[float]], title: str, fill: Callable[[float]
     for layer, row in enumerate(table):
         for head, value in enumerate(row):
             rect = ET.SubElement(cells, "rect", {"x": _n(left + head * cell_w), "y": _n(top + layer * cell_h),
-                                                 "width": _n(cell_w), "height": _n(cell_h), "fill": fill(value)})
-            ET.SubElement(rect, "title").text = hover(layer, head, value)
+                                                 "width": _n(cell_w), "height": _n(cell_h),
+                                                 "fill": UNDEFINED if value is None else fill(value)})
+            ET.SubElement(rect, "title").text = (f"layer {layer}, head {head}: undefined ({UNDEFINED_WHY})"
+                                                 if value is None else hover(layer, head, value))
             if (layer, head) in marked:
                 rect.set("stroke", INK)
                 rect.set("stroke-width", "1.5")
@@ -131,10 +139,10 @@ def alpha_colour_bar() -> str:
 
 def difference_heatmap(before: list[list[float]], after: list[list[float]], names: tuple[str, str], eps: float) -> str:
     """A standalone SVG: α(B) − α(A) per (layer, head) on a diverging scale; heads that crossed ε outlined."""
-    delta = [[b - a for a, b in zip(row_a, row_b)] for row_a, row_b in zip(before, after)]
-    limit = max([abs(v) for row in delta for v in row] + [0.05])
+    delta = [[None if a is None or b is None else b - a for a, b in zip(row_a, row_b)] for row_a, row_b in zip(before, after)]
+    limit = max([abs(v) for row in delta for v in row if v is not None] + [0.05])
     crossed = frozenset((layer, head) for layer, row in enumerate(before) for head, a in enumerate(row)
-                        if (a > eps) != (after[layer][head] > eps))
+                        if a is not None and after[layer][head] is not None and (a > eps) != (after[layer][head] > eps))
 
     def hover(layer, head, value):
         a, b = before[layer][head], after[layer][head]

@@ -39,17 +39,34 @@ def record_plots(record: dict) -> list[Plot]:
     """Every chart of a model page, in page order; a chart the record has no numbers for is left out."""
     profile = record["profile"]
     n_layers = len(profile["alpha_by_layer"])
+    types = curves.layer_types(record)
+    mixed = curves.mixed_layers(record)
     by_length = [(f"T={profile['T']} (profile)", curves.layer_curve(profile["alpha_by_layer"]))]
+    if mixed:  # the profile's curve again, one line per kind of layer, so that the kinds read apart
+        by_length = [(f"T={profile['T']}, {kind} layers", curves.layer_curve(profile["alpha_by_layer"], types[kind]))
+                     for kind in ("full", "sliding", "chunked") if kind in types]
     by_length += [(f"T={p['T']}", curves.layer_curve(p["alpha_by_layer"])) for p in profile["length_sweep"]["points"]
                   if p["T"] != profile["T"]]
+    kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(types.items()))
+    layer_note = (f" Layers: {kinds}; a layer with no value is one without softmax attention or one no query could "
+                  "see the first token through (a sliding window past it)." if types else "")
+    length_series = [("mean α, all layers" if mixed else "mean α", curves.length_sweep(record))]
+    if mixed:
+        length_series.append(("mean α, full layers (means only)", curves.sweep_by_type(record, "full")))
+    attention_series = [("first token of the sequence", curves.attention_curve(record)),
+                        ("first token of the text", curves.attention_curve(record, "text_start"))]
+    if mixed:
+        attention_series.append(("first token, full layers only (means only)", curves.first_token_by_type(record, "full")))
     charts = [
-        _chart("plot-depth", "First-token attention by layer", "α per layer: attention of all queries to the first "
-               "token, averaged over heads and texts, at the profile's length and each length of the sweep. Means "
-               "only: the record keeps no per-text value per layer.", by_length, "layer", "α", log_x=False,
-               x_ticks=_layer_ticks(n_layers)),
-        _chart("plot-length", "α against context length", "The length sweep: mean α over layers, heads and queries "
-               f"at each profiled length; bars: {curves.T_INTERVAL} (the texts of that length).",
-               [("mean α", curves.length_sweep(record))], "context length T (tokens, log scale)", "mean α"),
+        _chart("plot-depth", "First-token attention by layer", "α per layer: attention to the first token of the "
+               "queries that can see it, averaged over heads and texts, at the profile's length and each length of "
+               f"the sweep. Means only: the record keeps no per-text value per layer.{layer_note}", by_length, "layer",
+               "α", log_x=False, x_ticks=_layer_ticks(n_layers)),
+        _chart("plot-length", "α against context length", "The length sweep: mean α over the layers where it is "
+               "defined (each layer over the queries that can see the first token), heads and texts at each profiled "
+               f"length; bars: {curves.T_INTERVAL} (the texts of that length)."
+               + (" The full-layer line leaves the sliding or chunked layers out." if mixed else ""),
+               length_series, "context length T (tokens, log scale)", "mean α"),
         _chart("plot-prefix", "Suite score against stress prefix length", "Mean accuracy of the sweep tasks with "
                "<bos> kept, per stress-prefix length; bars: 95% intervals.", [("suite score", curves.prefix_curve(record))],
                PREFIX_AXIS, heading(COLUMNS_BY_NAME["suite_score"])),
@@ -59,9 +76,10 @@ def record_plots(record: dict) -> list[Plot]:
                "context length (tokens, log scale)", "accuracy"),
         _chart("plot-attention", "Attention to the first token against stress prefix length", "Mean over the sweep "
                "tasks' documents of each document's attention to the sequence's first token and to the text's own "
-               f"first token; bars: 95% intervals ({curves.T_INTERVAL}, per task).",
-               [("first token of the sequence", curves.attention_curve(record)),
-                ("first token of the text", curves.attention_curve(record, "text_start"))], PREFIX_AXIS, "α"),
+               "first token, over the queries that can see it and the layers where it is defined; bars: 95% intervals "
+               f"({curves.T_INTERVAL}, per task)." + (" The full-layer line: the conditions' own sink metrics over the "
+                                                      "full-attention layers alone." if mixed else ""),
+               attention_series, PREFIX_AXIS, "α"),
         _chart("plot-sinks-by-layer", "Attention to the first token by layer, per stress prefix", "The sink "
                "metrics of each prefix condition's own scoring passes (sinks alpha_by_layer), averaged over the sweep "
                "tasks: which layers keep attending to the sequence's first token as the prefix grows. Means only.",

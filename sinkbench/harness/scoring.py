@@ -27,6 +27,7 @@ from tqdm import tqdm
 from sinkbench.grid.sequences import Sequences
 from sinkbench.harness.ledger import RequestStats
 from sinkbench.measure.attention import PADDING, PackedRows, SharedPrefix, capture_prefix, packed_rows, shared_prefix
+from sinkbench.measure import metrics
 from sinkbench.measure.probe import GroupStats, SinkProbe
 
 # Tokens per pass, chosen by measurement (bench/eval_speed.py --budgets) on this project's 2-core
@@ -256,14 +257,22 @@ class Scorer:
 
 
 def request_stats(sink: GroupStats, groups: list[int], sequence: list[int]) -> RequestStats:
-    """One request's statistics from the query groups that are its own queries, weighted by their sizes."""
-    weights = sink.n_queries[groups].float()
-    weights = weights / weights.sum()
+    """One request's statistics from the query groups that are its own queries.
 
-    def mean(part: torch.Tensor | None):
-        return None if part is None else torch.einsum("g,g...->...", weights, part[groups].float())
+    Per layer, attention to a key is averaged over the request's queries that can see it: each
+    group's mean weighted by how many of its queries see the key there (NaN where none does).
+    """
+    seeing = sink.n_seeing_first[groups].float()  # (g, L)
+    count = seeing.sum(0)  # (L,)
 
-    first_k = mean(sink.first_k_mass)  # (L, H, K)
-    text_start = mean(sink.key_mass)  # (L, H, 1)
-    return RequestStats(first_k[..., 0], first_k.mean(dim=(0, 1)), None if text_start is None else text_start[..., 0],
-                        len(sequence), sequence[0])
+    def pooled(means: torch.Tensor, weights: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        summed = (means[groups].float().nan_to_num(0.0) * weights).sum(0)
+        return torch.where(total > 0, summed / total.clamp(min=1), torch.full_like(summed, float("nan")))
+
+    first_k = pooled(sink.first_k_mass, seeing[:, :, None, None], count[:, None, None])  # (L, H, K)
+    text_start = None
+    if sink.key_mass is not None:
+        seeing_key = sink.n_seeing_keys[groups, :, 0].float()  # (g, L)
+        text_start = pooled(sink.key_mass[..., :1], seeing_key[:, :, None, None], seeing_key.sum(0)[:, None, None])[..., 0]
+    return RequestStats(first_k[..., 0], metrics.mean_defined(first_k, (0, 1)), text_start, len(sequence), sequence[0],
+                        count)

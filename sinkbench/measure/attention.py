@@ -137,6 +137,23 @@ class LayerAttention:
     softcap: float | None
     learned_sink_logits: torch.Tensor | None  # (H,) sink logits (gpt-oss), or None
     prefix: PrefixLayer | None = None  # shared keys before `key`, seen by every row
+    # What the architecture lets each query see (causality, the layer's sliding window or chunk,
+    # padding, packed segments), without a condition's mask edit: additive like `mask`, or None
+    # for plain causal. A sink metric averages a key's attention over the queries that can see it.
+    architecture_mask: torch.Tensor | None = None
+    sliding_window: int | None = None  # the layer's window as the model passed it, None for a full layer
+
+    def sees(self, columns: list[int]) -> torch.Tensor:
+        """Whether each query can see the keys at `columns` under the architecture: (B|1, Tq, len(columns)) bool."""
+        index = torch.tensor(columns, device=self.query.device)
+        if self.architecture_mask is None:
+            tq = self.query.shape[2]
+            q_pos = torch.arange(tq, device=index.device) + (self.n_keys - tq)
+            return (index[None, :] <= q_pos[:, None])[None]
+        chosen = self.architecture_mask.index_select(-1, index)[:, 0]  # one head: masks are per row, not per head
+        if chosen.dtype == torch.bool:
+            return chosen
+        return chosen > torch.finfo(chosen.dtype).min / 2  # -inf, or the dtype's minimum some models add
 
     @property
     def n_keys(self) -> int:
@@ -347,6 +364,7 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
             k_pos = torch.arange(tk, device=query.device)
             mask, causal = _additive(k_pos[None, :] <= k_pos[tk - tq :, None], query.dtype)[None, None], False
         out, lse = _attend(query, key, value, mask, scale, causal, softcap)
+        architecture = mask
     else:
         positions = _layout(query, key, length, packed)
         reach = int(positions.q_pos.max()) + 1  # the longest true sequence in this call
@@ -362,6 +380,7 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
             out_pre, lse_pre = _attend_shared(query, prefix, scale, softcap)
             out, lse = _merge(out_own, lse_own, out_pre, lse_pre, query.dtype)
             mask = None if own_mask is None else F.pad(own_mask, (length, 0))
+            architecture = mask
         else:
             # One kernel over prefix + own keys under a mask built from true positions. Under a
             # sliding window (and nothing else), prefix keys before every query's window are
@@ -370,6 +389,11 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
             mask = _additive(visible, query.dtype)[:, None]
             if packed is None and model_mask is not None:
                 mask = F.pad(model_mask, (length, 0)) + mask  # the model's own (padding) mask too
+            architecture = mask
+            if edit is not None:  # the same without the condition's edit
+                architecture = _additive(positions.visible(layer, sliding, None), query.dtype)[:, None]
+                if packed is None and model_mask is not None:
+                    architecture = F.pad(model_mask, (length, 0)) + architecture
             start = 0
             if prefix is not None and edit is None and sliding is not None:
                 start = min(length, max(0, int(positions.q_pos.min()) - sliding + 1))
@@ -388,7 +412,8 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
         lse = total
     recorder = _SESSION.recorder
     if recorder is not None and _SESSION.capture is None:  # a prefix being stored is no request's
-        recorder.record(LayerAttention(layer, query, key, value, mask, lse, scale, softcap, sink_logits, prefix))
+        recorder.record(LayerAttention(layer, query, key, value, mask, lse, scale, softcap, sink_logits, prefix,
+                                       architecture, sliding))
     return out.transpose(1, 2).contiguous(), None
 
 

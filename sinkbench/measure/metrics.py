@@ -1,9 +1,11 @@
 """Sink metrics as pure functions of tensors. Combining across documents is the caller's job.
 
 Definitions (see shared/DESIGN.md):
-* alpha^{l,h} = (1/T) sum_t A^{l,h}[t, 0]  (Gu et al., ICLR 2025)
-* Sink^eps = mean over (l, h) of 1[alpha^{l,h} > eps], averaged over sequences
-  (Gu et al. use eps = 0.3; Barbero et al. 2025 use eps = 0.8)
+* alpha^{l,h} = mean over the queries t that can see key 0 of A^{l,h}[t, 0]  (Gu et al., ICLR 2025:
+  a key's attention is averaged over the queries that can attend to it). Undefined (NaN) in a
+  layer where no query can see it: a sliding window or chunk past it, or no softmax attention.
+* Sink^eps = mean over the (l, h) where alpha is defined of 1[alpha^{l,h} > eps], averaged over
+  sequences (Gu et al. use eps = 0.3; Barbero et al. 2025 use eps = 0.8)
 * massive activation ratio = top |h| / median |h| per layer (Sun et al. 2024)
 * over-mixing: relative movement of other positions' hidden states after perturbing one token
   (Barbero et al. 2025)
@@ -19,19 +21,37 @@ from sinkbench.grid.suite import DEFAULT_EPS
 def alpha(first_key_attention: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Mean attention to key 0 over the query axis (last): (..., T) -> (...).
 
-    `valid` (broadcastable to the input, bool) excludes padded query rows from the mean.
+    `valid` (broadcastable to the input, bool) says which queries count: those that can see
+    key 0 (and are no padding). NaN where no query counts.
     """
     if valid is None:
         return first_key_attention.float().mean(dim=-1)
-    weights = valid.to(first_key_attention.dtype).expand_as(first_key_attention)
-    return (first_key_attention * weights).sum(-1) / weights.sum(-1).clamp(min=1)
+    weights = valid.to(torch.float32).expand_as(first_key_attention)
+    total = (first_key_attention.float().nan_to_num(0.0) * weights).sum(-1)
+    count = weights.sum(-1)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+
+
+def mean_defined(values: torch.Tensor, dims) -> torch.Tensor:
+    """Mean over `dims` of the defined (non-NaN) entries; NaN where none is."""
+    defined = ~torch.isnan(values)
+    count = defined.float().sum(dim=dims)
+    total = values.nan_to_num(0.0).float().sum(dim=dims)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+
+
+def sink_rate_per_sequence(alphas: torch.Tensor, eps: float) -> torch.Tensor:
+    """(N, L, H) -> (N,): each sequence's share of its defined (l, h) with alpha > eps; NaN if none."""
+    above = torch.where(torch.isnan(alphas), alphas, (alphas > eps).float())
+    return mean_defined(above, (1, 2))
 
 
 def sink_rate(alphas: torch.Tensor, eps: float) -> float:
-    """Sink^eps for alphas of shape (N sequences, L, H): mean over (l, h), then over sequences."""
+    """Sink^eps for alphas of shape (N sequences, L, H): per sequence over its defined (l, h), then the
+    mean over the sequences where any is defined (NaN if none is)."""
     if alphas.ndim != 3:
         raise ValueError(f"alphas must be (sequences, layers, heads), got shape {tuple(alphas.shape)}")
-    return (alphas > eps).float().mean(dim=(1, 2)).mean().item()
+    return mean_defined(sink_rate_per_sequence(alphas, eps), 0).item()
 
 
 def sink_rates(alphas: torch.Tensor, eps_values=DEFAULT_EPS) -> dict[str, float]:
@@ -43,10 +63,21 @@ def first_k_mass(cumulative_mass: torch.Tensor) -> torch.Tensor:
     return cumulative_mass.float().mean(dim=-2)
 
 
+def listed(values: torch.Tensor, digits: int | None = None) -> list:
+    """A tensor as (nested) lists for JSON, NaN (undefined) as None."""
+
+    def clean(item):
+        if isinstance(item, list):
+            return [clean(x) for x in item]
+        return None if item != item else (round(item, digits) if digits is not None else item)
+
+    return clean(values.tolist())
+
+
 def strongest_heads(mean_alpha: torch.Tensor, top: int = 5) -> list[tuple[int, int, float]]:
     """The `top` (layer, head, alpha) triples with the largest alpha in an (L, H) table."""
-    flat = mean_alpha.flatten()
-    values, index = flat.topk(min(top, flat.numel()))
+    flat = mean_alpha.flatten().nan_to_num(float("-inf"))  # undefined layers never rank
+    values, index = flat.topk(min(top, int(torch.isfinite(flat).sum())))
     heads = mean_alpha.shape[1]
     return [(int(i) // heads, int(i) % heads, float(v)) for v, i in zip(values, index)]
 

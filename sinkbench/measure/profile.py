@@ -1,9 +1,12 @@
 """A model's sink profile over texts: probe, reduce, and the one layout `sinkbench probe` and `sinkbench run` write.
 
 The profile (a record's `profile`, and `profile.json` of both commands) holds Gu et al.'s
-protocol (T tokens x n texts: sink rate, alpha per layer and head, first-k mass), massive
-activations, value norms, Barbero et al.'s over-mixing with and without `<bos>`, a length sweep,
-and the per-text values that intervals are bootstrapped from.
+protocol (T tokens x n texts: sink rate, alpha per layer and head, first-k mass) on natural text
+and on uniformly random tokens, the layer table (what each layer's attention can see, and how many
+queries could see the first token), massive activations, value norms, Barbero et al.'s over-mixing
+with and without `<bos>`, a length sweep, and the per-text values that intervals are bootstrapped
+from. Every attention average runs over the queries that can see the key and the layers where it
+is defined (sinkbench.measure.metrics); an undefined value is null.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sinkbench.grid.conditions import Condition
 from sinkbench.grid.sequences import Sequences, head_tokens
 from sinkbench.grid.suite import ProfilePlan
 from sinkbench.measure import metrics
+from sinkbench.measure.layers import NONE, LayerKind
 from sinkbench.measure.models import LoadedModel
 from sinkbench.measure.probe import SinkProbe
 
@@ -69,9 +73,11 @@ def _batches(sequences: list[list[int]], batch_size: int):
 
 @torch.no_grad()
 def probe_sequences(loaded: LoadedModel, sequences: list[list[int]], plan: ProfilePlan, progress: bool = True) -> dict:
-    """Per-sequence statistics: alpha (N, L, H), first-k mass (N, K), massive ratio and position (N, L), ..."""
+    """Per-sequence statistics: alpha (N, L, H) over the queries that see the first token (NaN in a
+    layer where none does), first-k mass (N, K), queries seeing the first token (N, L), massive
+    ratio and position (N, L), ..., and the layer table."""
     n = len(sequences)
-    alpha, first_k = [None] * n, [None] * n
+    alpha, first_k, seeing = [None] * n, [None] * n, [None] * n
     massive_ratio, massive_position, value_ratio, learned = [None] * n, [None] * n, [None] * n, [None] * n
     with SinkProbe(loaded.model, first_k=plan.first_k) as probe:
         bar = tqdm(total=n, desc="probe", unit="seq", disable=not progress)
@@ -80,32 +86,77 @@ def probe_sequences(loaded: LoadedModel, sequences: list[list[int]], plan: Profi
             loaded.model(batch.to(loaded.model.device), logits_to_keep=1, use_cache=False)  # full-vocabulary logits at every position are GBs
             stats = probe.collect()
             for row, index in enumerate(indices):
-                alpha[index], first_k[index] = stats.alpha[row], stats.first_k_mass[row].mean(dim=(0, 1))
+                alpha[index] = stats.alpha[row]
+                first_k[index] = metrics.mean_defined(stats.first_k_mass[row], (0, 1))
+                seeing[index] = stats.n_seeing_first[row]
                 massive_ratio[index], massive_position[index] = stats.massive_ratio[row], stats.massive_position[row]
-                value_ratio[index] = stats.value_norm_ratio[row].mean(-1)
+                value_ratio[index] = metrics.mean_defined(stats.value_norm_ratio[row], -1)
                 if stats.learned_sink is not None:
-                    learned[index] = stats.learned_sink[row].mean(-1)
+                    learned[index] = metrics.mean_defined(stats.learned_sink[row], -1)
             bar.update(len(indices))
         bar.close()
+        layers = probe.layers()
     return {
-        "alpha": torch.stack(alpha).cpu(), "first_k": torch.stack(first_k).cpu(),
+        "alpha": torch.stack(alpha).cpu(), "first_k": torch.stack(first_k).cpu(), "seeing": torch.stack(seeing).cpu(),
         "massive_ratio": torch.stack(massive_ratio).cpu(), "massive_position": torch.stack(massive_position).cpu(),
         "value_ratio": torch.stack(value_ratio).cpu(),
         "learned": torch.stack(learned).cpu() if learned[0] is not None else None,
+        "layers": layers,
     }
 
 
-def _alpha_part(alpha: torch.Tensor, eps: tuple[float, ...]) -> dict:
-    """Sink rates, alpha mean / by layer / by (layer, head) of per-sequence alphas (N, L, H)."""
-    mean_alpha = alpha.mean(0)
-    return {"sink_rate": metrics.sink_rates(alpha, eps), "alpha_mean": mean_alpha.mean().item(),
-            "alpha_by_layer": mean_alpha.mean(-1).tolist(), "alpha_by_head": mean_alpha.tolist()}
+def _alpha_part(alpha: torch.Tensor, eps: tuple[float, ...], layers: list[LayerKind]) -> dict:
+    """Sink rates, alpha mean / by layer / by (layer, head) / by layer type of per-sequence alphas
+    (N, L, H), each over what is defined (a text's mean alpha: over its layers where alpha is)."""
+    mean_alpha = metrics.mean_defined(alpha, 0)  # (L, H)
+    per_text = metrics.mean_defined(alpha, (1, 2))  # (N,)
+    by_type = {}
+    for kind in sorted({layer.type for layer in layers} - {NONE}):
+        chosen = [layer.index for layer in layers if layer.type == kind]
+        by_type[kind] = _finite(metrics.mean_defined(metrics.mean_defined(alpha[:, chosen], (1, 2)), 0).item())
+    return {"sink_rate": {k: _finite(v) for k, v in metrics.sink_rates(alpha, eps).items()},
+            "alpha_mean": _finite(metrics.mean_defined(per_text, 0).item()),
+            "alpha_by_layer": metrics.listed(metrics.mean_defined(mean_alpha, -1)),
+            "alpha_by_head": metrics.listed(mean_alpha), "alpha_mean_by_type": by_type}
+
+
+def _finite(value: float) -> float | None:
+    return None if value != value else value
 
 
 def _per_text(alpha: torch.Tensor, hashes: list[str], eps: tuple[float, ...]) -> dict:
     """Each text's own alpha mean and sink rates: what intervals over texts are bootstrapped from."""
-    return {"hashes": hashes, "alpha_mean": [round(v, 6) for v in alpha.mean(dim=(1, 2)).tolist()],
-            "sink_rate": {f"{e:g}": [round(v, 6) for v in (alpha > e).float().mean(dim=(1, 2)).tolist()] for e in eps}}
+    return {"hashes": hashes, "alpha_mean": metrics.listed(metrics.mean_defined(alpha, (1, 2)), 6),
+            "sink_rate": {f"{e:g}": metrics.listed(metrics.sink_rate_per_sequence(alpha, e), 6) for e in eps}}
+
+
+def _layer_part(measured: dict) -> list[dict]:
+    """The layer table with, per layer, the mean number of each text's queries that could see the first token."""
+    seeing = measured["seeing"].float().mean(0).tolist()
+    return [{**layer.to_dict(), "queries_seeing_first": round(count, 2)} for layer, count in zip(measured["layers"], seeing)]
+
+
+def random_token_sequences(loaded: LoadedModel, plan: ProfilePlan) -> list[list[int]]:
+    """Gu et al.'s random-token protocol: T token ids drawn uniformly from the vocabulary with the
+    special tokens left out, seeded, behind the condition's head (`<bos>` as the plan says)."""
+    condition = Condition.from_args(bos=plan.bos)
+    head = list(head_tokens(condition, loaded.tokenizer, loaded.identity.adds_bos))
+    special = set(loaded.tokenizer.all_special_ids)
+    vocabulary = torch.tensor([i for i in range(len(loaded.tokenizer)) if i not in special])
+    generator = torch.Generator().manual_seed(plan.seed)
+    drawn = torch.randint(len(vocabulary), (plan.random_sequences, plan.T - len(head)), generator=generator)
+    return [head + vocabulary[row].tolist() for row in drawn]
+
+
+def _random_part(loaded: LoadedModel, plan: ProfilePlan, progress: bool) -> dict | None:
+    if not plan.random_sequences:
+        return None
+    sequences = random_token_sequences(loaded, plan)
+    measured = probe_sequences(loaded, sequences, plan, progress)
+    hashes = [hashlib.sha256(str(ids).encode()).hexdigest()[:12] for ids in sequences]
+    return {"T": plan.T, "n_sequences": len(sequences), "seed": plan.seed,
+            **_alpha_part(measured["alpha"], plan.eps, measured["layers"]),
+            "per_text": _per_text(measured["alpha"], hashes, plan.eps)}
 
 
 @torch.no_grad()
@@ -169,17 +220,20 @@ def sink_profile(loaded: LoadedModel, plan: ProfilePlan, texts: list[str], text_
         "mean_tokens": sum(map(len, sequences)) / len(sequences),
         "first_tokens": [{"id": tid, "token": loaded.tokenizer.decode([tid])[:64], "count": count}
                          for tid, count in first_tokens.most_common(5)],
-        **_alpha_part(alpha, plan.eps),
-        "first_k_mass": measured["first_k"].mean(0).tolist(),
-        "strongest_heads": [{"layer": l, "head": h, "alpha": a} for l, h, a in metrics.strongest_heads(alpha.mean(0), top=5)],
+        "layers": _layer_part(measured),
+        **_alpha_part(alpha, plan.eps, measured["layers"]),
+        "first_k_mass": metrics.listed(metrics.mean_defined(measured["first_k"], 0)),
+        "strongest_heads": [{"layer": l, "head": h, "alpha": a}
+                            for l, h, a in metrics.strongest_heads(metrics.mean_defined(alpha, 0), top=5)],
         "massive_activations": {
             "ratio_by_layer": measured["massive_ratio"].mean(0).tolist(),
             "top_position_by_layer": torch.mode(positions, dim=0).values.tolist(),
             "fraction_at_first_token_by_layer": (positions == 0).float().mean(0).tolist(),
             "ratio_by_text": [[round(v, 4) for v in row] for row in measured["massive_ratio"].tolist()],
         },
-        "value_norm_ratio_by_layer": measured["value_ratio"].mean(0).tolist(),
-        "learned_sink_mass_by_layer": measured["learned"].mean(0).tolist() if measured["learned"] is not None else None,
+        "value_norm_ratio_by_layer": metrics.listed(metrics.mean_defined(measured["value_ratio"], 0)),
+        "learned_sink_mass_by_layer": (metrics.listed(metrics.mean_defined(measured["learned"], 0))
+                                       if measured["learned"] is not None else None),
         "overmixing": _overmixing(loaded, sequences, plan, head_len),
         "per_text": _per_text(alpha, [text_hash(t) for t in texts], plan.eps),
     }
@@ -193,11 +247,14 @@ def sink_profile(loaded: LoadedModel, plan: ProfilePlan, texts: list[str], text_
         if short:
             raise SinkbenchError(f"length sweep T={T}: text {short[0] + 1} has fewer than {T} tokens")
         point_plan = ProfilePlan(T=T, n=len(passages), bos=plan.bos, eps=plan.eps, first_k=plan.first_k,
-                                 batch_size=max(1, min(plan.batch_size, 4096 // T)), sweep_lengths=(), sweep_texts=())
-        point_alpha = probe_sequences(loaded, swept, point_plan, progress)["alpha"]
-        points.append({"T": T, "n_sequences": len(swept), **_alpha_part(point_alpha, plan.eps),
-                       "per_text": _per_text(point_alpha, [text_hash(t) for t in passages], plan.eps)})
+                                 batch_size=max(1, min(plan.batch_size, 4096 // T)), sweep_lengths=(), sweep_texts=(),
+                                 random_sequences=0)
+        point = probe_sequences(loaded, swept, point_plan, progress)
+        points.append({"T": T, "n_sequences": len(swept), **_alpha_part(point["alpha"], plan.eps, point["layers"]),
+                       "queries_seeing_first_by_layer": [entry["queries_seeing_first"] for entry in _layer_part(point)],
+                       "per_text": _per_text(point["alpha"], [text_hash(t) for t in passages], plan.eps)})
     profile["length_sweep"] = {"text_source": sweep_source if points else "none", "points": points}
+    profile["random_tokens"] = _random_part(loaded, plan, progress)
     profile["wall_time_s"] = round(time.time() - start, 1)
     return profile
 
@@ -214,14 +271,33 @@ def render(document: dict) -> str:
         f"sink profile: {model['name']} ({model['architecture']}, {model['n_layers']} layers x {model['n_heads']} heads)",
         f"  {profile['n_sequences']} sequences, T={profile['T']} (mean {profile['mean_tokens']:.1f} tokens), bos={profile['bos']}, "
         f"first token: " + ", ".join(f"{t['token']!r} x{t['count']}" for t in profile["first_tokens"][:3]),
-        "  sink rate: " + "  ".join(f"eps={eps}: {rate:.3f}" for eps, rate in profile["sink_rate"].items()),
-        f"  mean alpha (attention to the first token): {profile['alpha_mean']:.3f}",
-        "  attention on the first k tokens: " + "  ".join(f"k={k + 1}: {m:.3f}" for k, m in enumerate(profile["first_k_mass"])),
-        "  alpha by layer:",
+        "  sink rate (share of (layer, head) pairs with alpha > eps, over the layers where alpha is defined; "
+        "the first token, Gu et al.'s Sink_1): " + "  ".join(f"eps={eps}: {_number(rate)}" for eps, rate in profile["sink_rate"].items()),
+        f"  mean alpha (attention to the first token of the queries that can see it): {_number(profile['alpha_mean'])}"
+        + "".join(f"; {kind} layers {_number(value)}" for kind, value in (profile.get("alpha_mean_by_type") or {}).items()
+                  if len(profile.get("alpha_mean_by_type") or {}) > 1),
+        "  attention on the first k tokens: " + "  ".join(f"k={k + 1}: {_number(m)}" for k, m in enumerate(profile["first_k_mass"])),
+        "  alpha by layer (type, queries per text that could see the first token):",
     ]
     by_layer = profile["alpha_by_layer"]
-    for layer, value in enumerate(by_layer):
-        lines.append(f"    {layer:3d} {value:6.3f} {'#' * round(40 * value)}")
+    table = profile.get("layers") or [None] * len(by_layer)
+    learned = profile.get("learned_sink_mass_by_layer")
+    for layer, (value, kind) in enumerate(zip(by_layer, table)):
+        what = ""
+        if kind is not None:
+            span = f" {kind['span']}" if kind["span"] else ""
+            what = f"{kind['type'] + span:>13} {kind['queries_seeing_first']:>7g}"
+        if value is None:
+            reason = "no softmax attention" if kind is not None and kind["type"] == "none" else "no query sees the first token"
+            lines.append(f"    {layer:3d} {what}      - ({reason})")
+            continue
+        sink = f"  learned sink {learned[layer]:.3f}" if learned and learned[layer] is not None else ""
+        lines.append(f"    {layer:3d} {what} {value:6.3f} {'#' * round(40 * value)}{sink}")
+    random = profile.get("random_tokens")
+    if random:
+        lines.append(f"  random tokens (Gu et al.: T={random['T']}, {random['n_sequences']} seeded sequences of non-special ids): "
+                     + "  ".join(f"sink rate eps={eps}: {_number(rate)}" for eps, rate in random["sink_rate"].items())
+                     + f"  mean alpha {_number(random['alpha_mean'])}")
     lines.append("  strongest sink heads: " + ", ".join(f"L{h['layer']}H{h['head']}={h['alpha']:.3f}" for h in profile["strongest_heads"]))
     massive = profile["massive_activations"]
     top = max(range(len(massive["ratio_by_layer"])), key=lambda i: massive["ratio_by_layer"][i])
@@ -238,14 +314,20 @@ def render(document: dict) -> str:
     if parts:
         lines.append("  over-mixing (one token swapped mid-text; relative change of later positions, last layer): " + ", ".join(parts))
     for point in profile["length_sweep"]["points"]:
-        lines.append(f"  length sweep T={point['T']}: mean alpha {point['alpha_mean']:.3f}, "
-                     f"sink rate eps=0.3 {point['sink_rate'].get('0.3', float('nan')):.3f} ({point['n_sequences']} texts)")
+        by_type = point.get("alpha_mean_by_type") or {}
+        kinds = "".join(f", {kind} layers {_number(v)}" for kind, v in by_type.items()) if len(by_type) > 1 else ""
+        lines.append(f"  length sweep T={point['T']}: mean alpha {_number(point['alpha_mean'])}{kinds}, "
+                     f"sink rate eps=0.3 {_number(point['sink_rate'].get('0.3'))} ({point['n_sequences']} texts)")
     return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def save_heatmap(document: dict, path: Path) -> None:
     model, profile = document["model"], document["profile"]
-    table = profile["alpha_by_head"]
+    table = [[float("nan") if v is None else v for v in row] for row in profile["alpha_by_head"]]  # NaN: blank cell
     fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(table[0]) + 2), max(3, 0.22 * len(table) + 1.5)))
     image = ax.imshow(table, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xlabel("head")

@@ -102,11 +102,15 @@ def _relative_drop(ctx: Context, role: str) -> dict:
 # ---- the columns -------------------------------------------------------------------------
 
 
-def _profile_mean(key: str, eps: str | None = None):
+def _profile_mean(key: str, eps: str | None = None, part: str | None = None):
+    """A mean over the profile's texts (or over the sequences of a part of it, such as random_tokens)."""
     def compute(record, ctx):
-        per_text = record["profile"]["per_text"]
+        profile = record["profile"]
+        if part is not None and profile.get(part) is None:
+            raise Missing(f"the profile has no {part.replace('_', ' ')} part (a schema {record['schema_version']} record)")
+        per_text = (profile[part] if part else profile)["per_text"]
         values = np.asarray(per_text["sink_rate"][eps] if eps else per_text[key], dtype=float)
-        resampled = ctx.texts.means("profile", values)
+        resampled = ctx.texts.means(part or "profile", values)
         return with_replicates(float(values.mean()), resampled, stats.TEXTS, len(values))
 
     return compute
@@ -345,8 +349,12 @@ COLUMNS: tuple[Column, ...] = (
            "fraction", NEUTRAL, "profile.sink_rate['0.3']: mean over texts of each text's share", _profile_mean("sink_rate", "0.3")),
     Column("sink_rate_0_8", "sink rate ε=0.8", "share of (layer, head) pairs whose attention to the first token exceeds 0.8 (Barbero et al.)",
            "fraction", NEUTRAL, "profile.sink_rate['0.8']: mean over texts of each text's share", _profile_mean("sink_rate", "0.8")),
-    Column("alpha_mean", "mean α", "attention to the first token, averaged over layers, heads, queries and texts",
+    Column("alpha_mean", "mean α", "attention to the first token, averaged over the queries that can see it, the layers where it is defined, heads and texts",
            "fraction", NEUTRAL, "profile.alpha_mean: mean over texts of each text's mean α", _profile_mean("alpha_mean")),
+    Column("random_sink_rate_0_3", "random-token sink rate ε=0.3", "the sink rate ε=0.3 on uniformly random token sequences (Gu et al.'s probe: 70-91% for GPT-2 XL to Llama-3-8B)",
+           "fraction", NEUTRAL, "profile.random_tokens.sink_rate['0.3']: mean over sequences of each one's share", _profile_mean("sink_rate", "0.3", "random_tokens")),
+    Column("random_alpha_mean", "random-token mean α", "attention to the first token on uniformly random token sequences",
+           "fraction", NEUTRAL, "profile.random_tokens.alpha_mean: mean over sequences of each one's mean α", _profile_mean("alpha_mean", None, "random_tokens")),
     Column("suite_score", "suite score", "mean primary metric of the accuracy tasks with <bos> kept and no stress",
            "fraction", HIGHER, "mean over accuracy tasks of scores[task][primary] under the baseline condition", _suite_score),
     Column("bos_dependence", "<bos> dependence", "relative drop of the suite score when <bos> is removed",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sinkbench.errors import SinkbenchError
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "3.0"
 MAX_RECORD_BYTES = 8 * 1024 * 1024  # a record of a 100-layer, 128-head model is ~2 MB
 
 

@@ -10,15 +10,30 @@ from sinkbench.record.columns import COLUMNS, MACHINE, condition_suite_score
 from sinkbench.record.views import skipped_whole
 
 
+def _weighted(parts: list[tuple[float | None, int]]) -> float | None:
+    """Request-weighted mean over the tasks where the value is defined."""
+    defined = [(value, n) for value, n in parts if value is not None]
+    total = sum(n for _, n in defined)
+    return sum(value * n for value, n in defined) / total if total else None
+
+
 def _sinks(condition: dict) -> tuple[float | None, dict]:
-    """Request-weighted mean alpha and sink rates over the condition's tasks."""
+    """Request-weighted mean alpha and sink rates over the condition's tasks (those where they are defined)."""
     parts = list(condition["sinks"].values())
-    total = sum(p["n_requests"] for p in parts)
-    if not total:
+    if not parts:
         return None, {}
-    alpha = sum(p["alpha_mean"] * p["n_requests"] for p in parts) / total
-    rates = {eps: sum(p["sink_rate"][eps] * p["n_requests"] for p in parts) / total for eps in parts[0]["sink_rate"]}
+    alpha = _weighted([(p["alpha_mean"], p["n_requests"]) for p in parts])
+    rates = {eps: _weighted([(p["sink_rate"][eps], p["n_requests"]) for p in parts]) for eps in parts[0]["sink_rate"]}
     return alpha, rates
+
+
+def out_of_view(condition: dict) -> list[int]:
+    """Layers where no scored query of any task could see the first token (a sliding window or chunk
+    past it): knockout changes nothing there, and α is undefined there."""
+    counts = [p.get("queries_seeing_first_by_layer") for p in condition["sinks"].values()]
+    if not counts or any(c is None for c in counts):
+        return []
+    return [layer for layer, seen in enumerate(map(sum, zip(*counts))) if seen == 0]
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -42,7 +57,8 @@ def render_record(record: dict, load_seconds: float | None = None, elapsed_secon
              f"tokenizer adds <bos>: {'yes' if model['adds_bos'] else 'no'}); suite {suite['name']} {suite['version']}",
              "",
              "Per condition, over its own task sequences: suite score (mean accuracy, 95% interval); attention to the",
-             "first token (α) and sink rates, averaged over every request's queries.",
+             "first token (α) and sink rates, averaged over the queries that can see the first token and the layers",
+             "where it is defined.",
              f"{'condition':30} {'suite score':>22} {'α':>6} {'sink ε=0.3':>10} {'sink ε=0.8':>10} {'time':>9}"]
     for condition in record["conditions"]:
         if skipped_whole(condition):
@@ -53,6 +69,10 @@ def render_record(record: dict, load_seconds: float | None = None, elapsed_secon
         time = "same as " + condition["identical_to"] if condition["identical_to"] else f"{condition['wall_time_s']:.0f} s"
         lines.append(f"{condition['name']:30} {interval(score) if score else '-':>22} {_fmt(alpha):>6} "
                      f"{_fmt(rates.get('0.3')):>10} {_fmt(rates.get('0.8')):>10} {time:>9}")
+        hidden = out_of_view(condition)
+        if hidden:
+            what = "knockout changes nothing there; " if condition["spec"]["knockout"] else ""
+            lines.append(f"{'':30} first token out of view in layers {_ranges(hidden)}: {what}α undefined there")
     lines += ["", f"Summary columns (95% intervals; MDE: the smallest change another record of these documents could "
                   f"show at 80% power). Sink rates, mean α and the rest marked 'profile' come from the sink profile: "
                   f"T={profile['T']} tokens x {profile['n_sequences']} texts ({profile['text_source']})."]
@@ -81,3 +101,15 @@ def render_record(record: dict, load_seconds: float | None = None, elapsed_secon
     if record["status"] == "partial":
         lines += ["", "PARTIAL record: " + " | ".join(record["missing"])]
     return "\n".join(lines)
+
+
+def _ranges(layers: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    runs, start = [], None
+    for index, layer in enumerate(layers):
+        if start is None:
+            start = layer
+        if index + 1 == len(layers) or layers[index + 1] != layer + 1:
+            runs.append(str(start) if start == layer else f"{start}-{layer}")
+            start = None
+    return ", ".join(runs)

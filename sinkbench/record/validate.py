@@ -43,14 +43,17 @@ def _close(a: float | None, b: float | None, tolerance: float = TOLERANCE) -> bo
     return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
 
 
-def _numbers(where: str, values, low=None, high=None) -> tuple[np.ndarray | None, list[str]]:
-    """The values as finite numbers within [low, high], or the problem."""
-    if not isinstance(values, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+def _numbers(where: str, values, low=None, high=None, nullable: bool = False) -> tuple[np.ndarray | None, list[str]]:
+    """The values as finite numbers within [low, high], or the problem; with `nullable`, None
+    entries (undefined: no query of the document could see the key) come back as NaN."""
+    if not isinstance(values, list) or any(
+            isinstance(v, bool) or not (isinstance(v, (int, float)) or (v is None and nullable)) for v in values):
         return None, [f"{where}: per-document values must be numbers"]
-    array = np.asarray(values, dtype=float)
-    if not np.isfinite(array).all():
+    array = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    defined = array[~np.isnan(array)] if nullable else array
+    if not np.isfinite(defined).all():
         return None, [f"{where}: per-document values must be finite"]
-    if (low is not None and (array < low).any()) or (high is not None and (array > high).any()):
+    if (low is not None and (defined < low).any()) or (high is not None and (defined > high).any()):
         return None, [f"{where}: per-document values outside [{low}, {high}]"]
     return array, []
 
@@ -79,14 +82,17 @@ def _check_arrays(record: dict) -> list[str]:
     found = []
     profile = record["profile"]
     parts = [("profile", profile)] + [(f"profile.length_sweep.points[{i}]", p) for i, p in enumerate(profile["length_sweep"]["points"])]
+    if profile.get("random_tokens") is not None:
+        parts.append(("profile.random_tokens", profile["random_tokens"]))
+    # Attention values are null in a layer where no query could see the key (schema 3.0).
     for where, part in parts:
-        found += _array(f"{where}.alpha_by_layer", part["alpha_by_layer"], True)
-        found += _array(f"{where}.alpha_by_head", part["alpha_by_head"], True, depth=2)
-        found += _array(f"{where}.per_text.alpha_mean", part["per_text"]["alpha_mean"], True)
+        found += _array(f"{where}.alpha_by_layer", part["alpha_by_layer"], True, nullable=True)
+        found += _array(f"{where}.alpha_by_head", part["alpha_by_head"], True, nullable=True, depth=2)
+        found += _array(f"{where}.per_text.alpha_mean", part["per_text"]["alpha_mean"], True, nullable=True)
         for eps, values in part["per_text"]["sink_rate"].items():
-            found += _array(f"{where}.per_text.sink_rate.{eps}", values, True)
+            found += _array(f"{where}.per_text.sink_rate.{eps}", values, True, nullable=True)
     massive = profile["massive_activations"]
-    found += _array("profile.first_k_mass", profile["first_k_mass"], True)
+    found += _array("profile.first_k_mass", profile["first_k_mass"], True, nullable=True)
     found += _array("profile.massive_activations.ratio_by_layer", massive["ratio_by_layer"], False, nullable=True)
     found += _array("profile.massive_activations.fraction_at_first_token_by_layer", massive["fraction_at_first_token_by_layer"], True)
     found += _array("profile.massive_activations.ratio_by_text", massive["ratio_by_text"], False, depth=2)
@@ -100,9 +106,35 @@ def _check_arrays(record: dict) -> list[str]:
     for index, condition in enumerate(record["conditions"]):
         for task, sinks in condition["sinks"].items():
             where = f"conditions[{index}].sinks.{task}"
-            found += _array(f"{where}.alpha_by_layer", sinks["alpha_by_layer"], True)
-            found += _array(f"{where}.first_k_mass", sinks["first_k_mass"], True)
+            found += _array(f"{where}.alpha_by_layer", sinks["alpha_by_layer"], True, nullable=True)
+            found += _array(f"{where}.first_k_mass", sinks["first_k_mass"], True, nullable=True)
             found += _array(f"{where}.text_start_by_layer", sinks["text_start_by_layer"], True, nullable=True)
+    return found
+
+
+# Parts a record of schema 3.0 must have; a 2.0 record (attention averaged over every query,
+# before the layer table) stays readable without them.
+VERSION_PARTS = {"3.0": (("profile", "layers"), ("profile", "alpha_mean_by_type"), ("profile", "random_tokens"))}
+
+
+def _check_version_parts(record: dict) -> list[str]:
+    found = []
+    for path in VERSION_PARTS.get(record["schema_version"], ()):
+        part = record
+        for key in path[:-1]:
+            part = part[key]
+        if path[-1] not in part:
+            found.append(f"{'.'.join(path)}: required in a schema {record['schema_version']} record")
+    if record["schema_version"] == "3.0":
+        for index, point in enumerate(record["profile"]["length_sweep"]["points"]):
+            if "alpha_mean_by_type" not in point or "queries_seeing_first_by_layer" not in point:
+                found.append(f"profile.length_sweep.points[{index}]: alpha_mean_by_type and queries_seeing_first_by_layer "
+                             "are required in a schema 3.0 record")
+        for index, condition in enumerate(record["conditions"]):
+            for task, sinks in condition["sinks"].items():
+                if "queries_seeing_first_by_layer" not in sinks:
+                    found.append(f"conditions[{index}].sinks.{task}.queries_seeing_first_by_layer: required in a "
+                                 "schema 3.0 record")
     return found
 
 
@@ -132,7 +164,7 @@ def _check_outcomes(where: str, task: str, outcome: dict, documents: dict) -> tu
         if name == "n":
             continue
         bounds = {"alpha": (0, 1), "text_start": (0, 1), "loglik": (None, 0)}.get(name, (None, None))
-        array, problems_ = _numbers(f"{where}.{name}", values, *bounds)
+        array, problems_ = _numbers(f"{where}.{name}", values, *bounds, nullable=name in ("alpha", "text_start"))
         found += problems_
         if array is not None and len(array) != n:
             found.append(f"{where}.{name}: {len(array)} values for n={n} documents")
@@ -191,7 +223,10 @@ def _check_link(where: str, link: dict, condition: dict, task: str) -> list[str]
     if outcome is None or link["metric"] not in outcome:
         return found + [f"{where}: no per-document {link['metric']} to link"]
     correct = np.asarray(outcome[link["metric"]], dtype=float)
-    alpha = np.asarray(outcome["alpha"], dtype=float)
+    alpha = np.asarray([np.nan if a is None else a for a in outcome["alpha"]], dtype=float)
+    if len(alpha) == len(correct):  # (misaligned lists are reported by the outcome checks)
+        defined = ~np.isnan(alpha)  # a document no query of which could see the first token is not linked
+        correct, alpha = correct[defined], alpha[defined]
     if link["n"] != len(correct):
         found.append(f"{where}.n: {link['n']} documents, but {len(correct)} were scored")
     elif link["n"] >= 4:
@@ -263,9 +298,10 @@ def _check_documents(record: dict) -> list[str]:
     return found
 
 
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
+def _mean(values) -> float | None:
+    """The mean of the defined values (None: undefined, a layer no query could see the key in); None if none is."""
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
 
 
 def _check_alpha_part(where: str, part: dict, layers: int, heads: int) -> list[str]:
@@ -299,6 +335,15 @@ def _check_profile(record: dict) -> list[str]:
     if sorted(profile["sink_rate"]) != sorted(f"{eps:g}" for eps in profile["eps"]):
         found.append("profile.sink_rate: keys differ from profile.eps")
     found += _check_alpha_part("profile", profile, layers, heads)
+    if profile.get("random_tokens") is not None:
+        found += _check_alpha_part("profile.random_tokens", profile["random_tokens"], layers, heads)
+    if profile.get("layers") is not None:
+        if [layer["index"] for layer in profile["layers"]] != list(range(layers)):
+            found.append(f"profile.layers: not one entry per layer 0..{layers - 1} in order")
+        else:
+            for layer, value in zip(profile["layers"], profile["alpha_by_layer"]):
+                if layer["type"] == "none" and value is not None:
+                    found.append(f"profile.alpha_by_layer[{layer['index']}]: a layer without softmax attention has no α")
     for i, point in enumerate(profile["length_sweep"]["points"]):
         found += _check_alpha_part(f"profile.length_sweep.points[{i}]", point, layers, heads)
     lengths = [p["T"] for p in profile["length_sweep"]["points"]]
@@ -368,7 +413,7 @@ def problems(record) -> list[str]:
     found = schema_problems(record)
     if found:
         return found
-    found = _check_arrays(record)
+    found = _check_version_parts(record) or _check_arrays(record)
     if found:
         return found
     for check in (_check_status, _check_documents, _check_conditions, _check_profile):

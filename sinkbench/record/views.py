@@ -59,7 +59,10 @@ def outcome(condition: dict, task: str, name: str, n: int | None = None) -> np.n
     entry = condition["outcomes"].get(task)
     if entry is None or entry.get(name) is None:
         raise Missing(f"no per-document {name} for {task} under {condition['name']}")
-    values = np.asarray(entry[name], dtype=float)
+    values = np.asarray([np.nan if v is None else v for v in entry[name]], dtype=float)
+    if name in ("alpha", "text_start") and np.isnan(values[:n]).any():
+        raise Missing(f"{task} under {condition['name']}: documents whose queries could see the first token in no layer "
+                      "(their first-token attention is undefined)")
     if n is not None:
         if n > len(values):
             raise Missing(f"{condition['name']} scored {len(values)} documents of {task}, not {n}")

@@ -6,10 +6,11 @@ whole is skipped, and the record says so ("beyond the model's context").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
+from sinkbench.grid.conditions import BOS_DROP_PREFIX
 from sinkbench.grid.suite import GridCell, Suite, task_spec
 
 
@@ -52,6 +53,19 @@ def beyond_context(cell: GridCell, suite: Suite, max_context: int | None, head: 
                 skipped[task] = (f"beyond the model's context: a {prefix}-token prefix and the task's longest "
                                  f"sequence ({longest} tokens) exceed {max_context} tokens")
     return skipped
+
+
+def fitting_prefix(cell: GridCell, suite: Suite, max_context: int | None, head: int, baseline: dict | None) -> GridCell:
+    """The suite's `<bos>`-dropped stress cell at the longest of its prefix lengths the model can take
+    (a model with an 8k context gets its <bos> dependence under stress at 4096 rather than none at
+    16384). Any other cell, or one that fits, as it is."""
+    if cell.role != BOS_DROP_PREFIX or len(beyond_context(cell, suite, max_context, head, baseline)) < len(cell.tasks):
+        return cell
+    for length in sorted((p for p in suite.prefix_lengths if p < cell.condition.prefix_length), reverse=True):
+        candidate = GridCell(replace(cell.condition, prefix_length=length), cell.tasks, cell.role, cell.limit)
+        if len(beyond_context(candidate, suite, max_context, head, baseline)) < len(cell.tasks):
+            return candidate
+    return cell
 
 
 # Prefix attention runs at about 0.78 of the matrix products' FLOP rate on this project's CPU

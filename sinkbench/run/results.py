@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import numpy as np
+import torch
 
 from sinkbench.grid.suite import GridCell
 from sinkbench.harness.backend import ConditionStatistics
@@ -40,14 +41,20 @@ def documents(samples: list[dict]) -> dict:
             "words": words, "bytes": [s[size][1] for s in ordered] if size else None}
 
 
-def _document_means(entries: dict, task: str, field: str) -> dict[int, float]:
-    """Per document: the mean over its requests of a request statistic's mean (alpha, text_start)."""
+def _document_means(entries: dict, task: str, field: str) -> dict[int, float | None]:
+    """Per document: the mean over its requests of a request statistic's mean (alpha, text_start)
+    over the layers where it is defined; None for a document where it is defined nowhere (its
+    queries cannot see the key in any layer: a long prefix under sliding windows only)."""
     sums: dict[int, list[float]] = {}
+    seen: set[int] = set()
     for key, request in entries.items():
         value = getattr(request, field)
         if key[0] == task and value is not None:
-            sums.setdefault(int(key[1]), []).append(float(value.float().mean()))
-    return {doc: sum(values) / len(values) for doc, values in sums.items()}
+            seen.add(int(key[1]))
+            mean = float(torch.nanmean(value.float())) if not bool(torch.isnan(value).all()) else None
+            if mean is not None:
+                sums.setdefault(int(key[1]), []).append(mean)
+    return {doc: (sum(sums[doc]) / len(sums[doc]) if doc in sums else None) for doc in seen}
 
 
 def task_outcomes(task: str, samples: list[dict], entries: dict, text_start: bool, seed: int) -> tuple[dict, dict]:
@@ -79,7 +86,7 @@ def task_outcomes(task: str, samples: list[dict], entries: dict, text_start: boo
             by_doc = _document_means(entries, task, field)
             if set(by_doc) != set(ids):
                 raise RuntimeError(f"{task}: sink statistics for {len(by_doc)} documents, {len(ids)} scored")
-            outcomes[field] = [round(by_doc[d], 6) for d in ids]
+            outcomes[field] = [None if by_doc[d] is None else round(by_doc[d], 6) for d in ids]
     return scores, outcomes
 
 
@@ -100,7 +107,8 @@ def condition_document(*, cell: GridCell, result: dict, statistics: ConditionSta
             ids = lists[task]["ids"]
             correct = dict(zip(ids, outcomes[task][primary[task]]))
             link[task] = {"metric": primary[task],
-                          **sink_correctness_link(correct, dict(zip(ids, outcomes[task]["alpha"])), seed=seed)}
+                          **sink_correctness_link(correct, {d: a for d, a in zip(ids, outcomes[task]["alpha"]) if a is not None},
+                                                  seed=seed)}
     return {
         **_cell(cell),
         "identical_to": None,

@@ -36,7 +36,7 @@ from sinkbench.measure.profile import profile_document, sink_profile
 from sinkbench.record.build import build_record, task_entry, write_record
 from sinkbench.run.folder import PROFILE, RECORD, ResultsFolder, rank
 from sinkbench.run.provenance import provenance, task_hashes
-from sinkbench.run.plan import Estimator, attention_ratio, beyond_context, plan_cells
+from sinkbench.run.plan import Estimator, attention_ratio, beyond_context, fitting_prefix, plan_cells
 from sinkbench.run.results import FORMAT, condition_document, identical_document, record_entry, skipped_document
 
 
@@ -247,6 +247,18 @@ def _run(config, suite, cells, folder, session, missing, data_dir, log) -> Path 
                               config.model)
         baseline = next((d for c, d in documents if c.role == BASELINE), None)
         head = len(head_tokens(cell.condition, loaded.tokenizer, loaded.identity.adds_bos))
+        if config.cells is None:  # the suite's <bos>-dropped stress cell at the longest prefix the model takes
+            fitted = fitting_prefix(cell, suite, loaded.identity.max_context, head, baseline)
+            if fitted is not cell:
+                log(f"{header}: beyond the model's context; the longest prefix it takes is {fitted.condition.prefix_length}")
+                cell, name = fitted, f"{fitted.condition.slug}.json"
+                header = f"[{number}/{len(cells)}] {cell.condition.name}"
+                document = folder.load(name)
+                if document is not None and document.get("format") == FORMAT and document.get("name") == cell.condition.name:
+                    log(f"{header}: done already ({name})")
+                    documents.append((cell, document))
+                    estimator.learn(cell, document)
+                    continue
         skipped = beyond_context(cell, suite, loaded.identity.max_context, head, baseline)
         twin = _twin(loaded, cell, documents)
         if twin is not None and not rank0:
