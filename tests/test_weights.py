@@ -18,6 +18,7 @@ from records import record
 from sinkbench.errors import SinkbenchError
 from sinkbench.measure.weights import describe_weights
 from sinkbench.record.identity import describe_model, weights_tag
+from sinkbench.record.report import render_record
 from sinkbench.record.validate import schema_problems
 
 # ---- GGUF ---------------------------------------------------------------------------------
@@ -160,6 +161,9 @@ def test_the_report_line_names_checkpoint_format_and_quantization():
     assert describe_model(bare) == "m (fine-tune Instruct, GGUF Q4_1)"
     assert describe_model({"name": "old"}) == "old"  # schema 2.0: nothing to add
     assert weights_tag(SMOL) == "Q4_1, 8k-lc100k-mix1-ep2" and weights_tag({}) == ""
+    first = render_record(record(model="smol", seed=11, weights=SMOL)).splitlines()[0]
+    assert first == ("smol (Smollm2 135M 8k Lc100K Mix1 Ep2, GGUF Q4_1): LlamaForCausalLM, 1M parameters, "
+                     "computed in float32, tokenizer adds <bos>: yes; suite quick 3.0")
 
 
 # ---- the board ----------------------------------------------------------------------------
