@@ -22,6 +22,7 @@ from sinkbench.grid.conditions import Condition
 from sinkbench.grid.suite import SUITES, ProfilePlan, custom_grid, get_suite
 from sinkbench.harness.tasklist import default_tasks_dir, describe_tasks
 from sinkbench.record.format import read_record
+from sinkbench.record.identity import describe_model
 from sinkbench.record.report import render_record
 from sinkbench.record.validate import problems
 
@@ -46,6 +47,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     write_json_atomic(document, out / "profile.json")
     save_heatmap(document, out / "alpha_heatmap.png")
     print(render(document))
+    print(f"  measured: {describe_model(document['model'])}")
     print(f"wrote {out / 'profile.json'} and {out / 'alpha_heatmap.png'}")
     return 0
 

@@ -137,13 +137,18 @@ def _sinks(layers: int, alpha: float, n: int, tokens: float, text_start: bool) -
             "first_k_mass": [alpha, alpha + 0.02, alpha + 0.04, alpha + 0.05], "mean_tokens": tokens, "max_tokens": int(tokens * 2)}
 
 
+DEFAULT_WEIGHTS = {"format": "safetensors", "quantization": None, "tensor_types": ["F32"], "file": "model.safetensors",
+                   "checkpoint": None, "basename": None, "size_label": None, "finetune": None, "base_model": None}
+
+
 def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | None = "r1",
                 release_date: str | None = "2024-02-21", *, suite: str = "quick", score: float = 0.6,
                 bos_dependence: float = 0.3, knockout_dependence: float = 0.5, robustness: float = 0.9,
                 alpha_level: float = 0.6, growth: float = 0.1, adds_bos: bool = True, layers: int = 4, heads: int = 4,
                 seed: int = 0, docs: int = 40, sweep_docs: int = 20, retrieval_docs: int = 8, texts: int = 20,
                 retrieval: tuple[float, ...] = (1.0, 0.95, 0.9, 0.75, 0.6, 0.4, 0.2), max_context: int = 8192,
-                weights_sha256: str | None = None, suite_version: str | None = None, check: bool = True) -> dict:
+                weights_sha256: str | None = None, suite_version: str | None = None, weights: dict | None = None,
+                check: bool = True) -> dict:
     """A valid, complete record of a suite whose numbers follow from the arguments (see the module docstring)."""
     plan = SUITES[suite]
     args = {"adds_bos": adds_bos, "bos_dependence": bos_dependence, "knockout_dependence": knockout_dependence,
@@ -230,6 +235,8 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
             "n_layers": layers, "n_heads": heads, "n_kv_heads": heads, "max_context": max_context,
             "bos_token": "<bos>" if adds_bos else None, "bos_token_id": 2 if adds_bos else None,
             "adds_bos": adds_bos, "release_date": release_date,
+            # `weights`: a describe_weights() dict (schema 3.0 requires one); by default float32 safetensors
+            "weights": weights if weights is not None else DEFAULT_WEIGHTS, "attention_implementation": "sinkbench",
         },
         provenance={
             "sinkbench_version": "0.1.0", "lm_eval_version": "0.4.13", "transformers_version": "5.24.0",

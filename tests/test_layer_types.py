@@ -40,7 +40,7 @@ def _loaded(arch: str) -> LoadedModel:
                              revision=None, weights_sha256=None, n_parameters=1, dtype="float32",
                              n_layers=config.num_hidden_layers, n_heads=config.num_attention_heads,
                              n_kv_heads=config.num_key_value_heads, max_context=1024, bos_token="<bos>",
-                             bos_token_id=2, adds_bos=True)
+                             bos_token_id=2, adds_bos=True, weights=None, attention_implementation="sinkbench")
     return LoadedModel(model, tokenizer, identity)
 
 

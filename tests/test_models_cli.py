@@ -110,7 +110,8 @@ def test_probe_cli_writes_profile_and_heatmap(tiny_model_dir, texts_file, tmp_pa
     assert mixing["with_bos"]["n_sequences"] == mixing["without_bos"]["n_sequences"] == 4
     assert len(mixing["with_bos"]["relative_change_by_layer"]) == 3  # embeddings + 2 layers
     assert mixing["with_bos"]["relative_change_by_layer"][0] == 0  # embeddings of later tokens never move
-    assert "sink rate" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "sink rate" in printed and f"  measured: {tiny_model_dir} (safetensors F32)\n" in printed  # the weights
     main(["probe", "--model", str(tiny_model_dir), "--data", str(texts_file), "--T", "12", "--n", "4",
           "--bos", "drop", "--out", str(tmp_path / "drop"), "--quiet"])
     dropped = json.loads((tmp_path / "drop" / "profile.json").read_text())["profile"]

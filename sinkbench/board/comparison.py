@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sinkbench.board.store import revision_label
 from sinkbench.board.table import format_change, format_value, heading
 from sinkbench.record.compare import REGRESSION, UNTESTED, WORSE, ColumnChange, Comparison, Thresholds
+from sinkbench.record.identity import describe_model
 
 
 def plain(text) -> str:
@@ -23,7 +24,7 @@ def plain(text) -> str:
 def describe(record: dict) -> str:
     model = record["model"]
     released = model["release_date"] or "no release date"
-    return (f"{plain(model['name'])} (family {plain(model['family'])}, revision {plain(revision_label(model))}, "
+    return (f"{plain(describe_model(model))} (family {plain(model['family'])}, revision {plain(revision_label(model))}, "
             f"{released})")
 
 

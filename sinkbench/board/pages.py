@@ -18,12 +18,15 @@ from sinkbench.board.table import (BY_CONSTRUCTION, MACHINE_COLUMNS, MISSING, MO
                                    format_value, heading)
 from sinkbench.grid.conditions import BASELINE
 from sinkbench.record.columns import condition_suite_score
+from sinkbench.record.identity import FORMATS, weights_of, weights_tag
 
 MODEL_FIELDS = (("name", "model"), ("family", "family"), ("revision", "revision"), ("weights_sha256", "weights sha256"),
                 ("release_date", "released"), ("source", "source"), ("architecture", "architecture"),
-                ("n_parameters", "parameters"), ("dtype", "dtype"), ("n_layers", "layers"), ("n_heads", "heads"),
+                ("n_parameters", "parameters"), ("dtype", "computed in (dtype)"), ("n_layers", "layers"), ("n_heads", "heads"),
                 ("n_kv_heads", "key-value heads"), ("max_context", "context (tokens)"), ("bos_token", "<bos> token"),
                 ("bos_token_id", "<bos> id"), ("adds_bos", "tokenizer adds <bos>"))
+WEIGHTS_FIELDS = (("file", "weights file"), ("checkpoint", "checkpoint's own name"), ("finetune", "fine-tune"),
+                  ("base_model", "base model"))
 PROVENANCE_FIELDS = (("device", "device"), ("date", "run on"), ("seed", "seed"), ("limit", "--limit"),
                      ("batch_size", "batch size"), ("max_batch_tokens", "tokens per batch"),
                      ("model_load_s", "model load (s)"), ("sinkbench_version", "sinkbench"),
@@ -46,7 +49,20 @@ def _shown(value, grouped: bool = False) -> str:
 
 def _identity(record: dict) -> list[tuple[str, str]]:
     model = record["model"]
-    return [(label, _shown(model.get(field), field in GROUPED)) for field, label in MODEL_FIELDS]
+    rows = [(label, _shown(model.get(field), field in GROUPED)) for field, label in MODEL_FIELDS]
+    return rows[:1] + _weights(model) + rows[1:]
+
+
+def _weights(model: dict) -> list[tuple[str, str]]:
+    """What the weights are, beside the name; nothing for a record that does not say (schema 2.0)."""
+    weights = weights_of(model)
+    if not weights:
+        return []
+    stored = " ".join(p for p in (FORMATS.get(weights["format"]), weights["quantization"]) if p) or MISSING
+    if weights["tensor_types"]:
+        stored += f" (stored types, most values first: {', '.join(weights['tensor_types'])})"
+    return [("weights", stored)] + [(label, _shown(weights[field])) for field, label in WEIGHTS_FIELDS] + [
+        ("attention", _shown(model.get("attention_implementation")))]
 
 
 def _provenance(record: dict) -> list[tuple[str, str]]:
@@ -156,6 +172,7 @@ def context(submission, label: str) -> dict:
     links, other_links = _links(record)
     return {
         "label": label, "model": record["model"]["name"], "family": record["model"]["family"],
+        "weights": weights_tag(weights_of(record["model"])),
         "revision": submission.revision, "suite": " ".join(submission.suite), "device": submission.device,
         "index": f"{up}index.html", "record_file": "../" * (depth + 1) + str(submission.path),
         "identity": _identity(record), "provenance": _provenance(record),

@@ -21,6 +21,7 @@ from sinkbench.board.ranks import RULE
 from sinkbench.board.table import (ARROWS, BETTER, BY_CONSTRUCTION, MACHINE_COLUMNS, MODEL_COLUMNS, format_interval,
                                    format_value, interval_names, is_missing, suites)
 from sinkbench.record.columns import COLUMNS, LOWER
+from sinkbench.record.identity import weights_tag
 
 IDENTITY_HEADERS = (  # (name, title, type): the identity columns before the summary columns
     ("rank", "#", "number"), ("model", "model", "text"), ("family", "family", "text"),
@@ -88,7 +89,8 @@ def _rows(group, by_path, start: int, shared_notes: dict[str, str]) -> list[dict
         values["notes"] = {c.name: submission.entry(c.name)["note"] for c in MODEL_COLUMNS}
         rank = None if is_missing(values["rank"]) else int(values["rank"])
         rows.append({
-            "r": start + offset, "family": values["family"], "model": values["model"], "rank": rank,
+            "r": start + offset, "family": values["family"], "model": values["model"], "weights": weights_tag(values),
+            "rank": rank,
             "href": pages.link_from_index(submission), "revision": values["revision"],
             "released": values["release_date"] or "—", "cells": [_number_cell(c, values, shared_notes) for c in MODEL_COLUMNS],
             "device": values["device"],

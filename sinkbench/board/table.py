@@ -18,9 +18,10 @@ import pandas as pd
 
 from sinkbench.board.ranks import RANKED_BY, RULE, rank_bands
 from sinkbench.record.columns import COLUMNS, HIGHER, LOWER, MACHINE, MODEL, Column
+from sinkbench.record.identity import weights_of, weights_tag
 
-IDENTITY = ("rank", "family", "model", "revision", "release_date", "suite", "suite_version", "device", "path", "page",
-            "by_construction")
+IDENTITY = ("rank", "family", "model", "quantization", "finetune", "revision", "release_date", "suite", "suite_version",
+            "device", "path", "page", "by_construction")
 MODEL_COLUMNS = tuple(c for c in COLUMNS if c.kind == MODEL)
 MACHINE_COLUMNS = tuple(c for c in COLUMNS if c.kind == MACHINE)
 ARROWS = {HIGHER: "↑", LOWER: "↓"}
@@ -39,7 +40,9 @@ def frame(submissions) -> pd.DataFrame:
     (NaN where missing); grouped by suite, ranked within it."""
     rows = []
     for s in submissions:
-        row = {"family": s.family, "model": s.name, "revision": s.revision, "release_date": s.release_date,
+        weights = weights_of(s.record["model"])  # {} for a record of schema 2.0: None in both columns
+        row = {"family": s.family, "model": s.name, "quantization": weights.get("quantization"),
+               "finetune": weights.get("finetune"), "revision": s.revision, "release_date": s.release_date,
                "suite": s.suite[0], "suite_version": s.suite[1], "device": s.device, "path": str(s.path),
                "page": str(s.page),
                "by_construction": " ".join(c.name for c in COLUMNS if s.entry(c.name)["by_construction"])}
@@ -137,7 +140,7 @@ def _md_suite(name: str, version: str, rows: pd.DataFrame) -> list[str]:
     lines += [_md_row(header), _md_row(["---:", "---", "---", "---", "---", *("---:" for _ in MODEL_COLUMNS)])]
     for values in rows.to_dict("records"):
         rank = MISSING if is_missing(values["rank"]) else str(values["rank"])
-        cells = [rank, md(values["model"]), md(values["family"]), md(values["revision"]),
+        cells = [rank, model_label(values), md(values["family"]), md(values["revision"]),
                  md(values["release_date"] or MISSING)]
         lines.append(_md_row(cells + [cell_text(c, values) for c in MODEL_COLUMNS]))
     lines += ["", f"### Machine facts, suite {md(name)}", "",
@@ -150,6 +153,12 @@ def _md_suite(name: str, version: str, rows: pd.DataFrame) -> list[str]:
         cells = [md(values["device"]), md(values["model"]), md(values["family"]), md(values["revision"])]
         lines.append(_md_row(cells + [format_value(c, values[c.name]) for c in MACHINE_COLUMNS]))
     return lines + [""]
+
+
+def model_label(values: dict) -> str:
+    """The Markdown model cell: 'smollm2-135m (Q4\\_1, Instruct)', the name alone when the record does not say."""
+    tag = weights_tag(values)
+    return md(values["model"]) + (f" ({md(tag)})" if tag else "")
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -189,6 +198,6 @@ def csv(table: pd.DataFrame) -> str:
     """The table as CSV, every column with `_ci_low` and `_ci_high` beside it (pandas quoting: commas, quotes and
     newlines in a name stay inside their cell). `by_construction` names the columns that are 0 by construction."""
     safe = table.copy()
-    for name in ("family", "model", "revision", "device"):
+    for name in ("family", "model", "quantization", "finetune", "revision", "device"):
         safe[name] = safe[name].map(_spreadsheet_safe)
     return safe.to_csv(index=False, lineterminator="\n", float_format="%.10g")

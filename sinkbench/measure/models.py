@@ -17,6 +17,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sinkbench.errors import SinkbenchError
 from sinkbench.files import sha256_file
+from sinkbench.measure.attention import ATTENTION_NAME
+from sinkbench.measure.weights import WeightsDescription, describe_weights
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class ModelIdentity:
     revision: str | None  # hub commit hash, when known
     weights_sha256: str | None  # sha256 of the weights (see weights_sha256()); None for hub ids
     n_parameters: int
-    dtype: str
+    dtype: str  # the dtype computed in: a GGUF file's weights are dequantized to it (see weights)
     n_layers: int
     n_heads: int
     n_kv_heads: int
@@ -38,9 +40,11 @@ class ModelIdentity:
     bos_token: str | None
     bos_token_id: int | None
     adds_bos: bool  # whether the tokenizer puts <bos> in front of a text by default
+    weights: WeightsDescription  # as stored: format, quantization, the checkpoint's own name and fine-tune
+    attention_implementation: str  # the attention function the measured forward passes ran under
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "weights": self.weights.to_dict()}
 
 
 @dataclass
@@ -196,12 +200,13 @@ def load_model(
         tokenizer.pad_token = tokenizer.eos_token
     config = model.config
     bos_token, bos_id, adds_bos = _first_token_facts(tokenizer)
+    revision_loaded = getattr(config, "_commit_hash", None) if source == "hub" else None
     identity = ModelIdentity(
         name=spec,
         source=source,
         family=family or config.model_type,
         architecture=type(model).__name__,
-        revision=getattr(config, "_commit_hash", None) if source == "hub" else None,
+        revision=revision_loaded,
         weights_sha256=weights,
         n_parameters=sum(p.numel() for p in model.parameters()),
         dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
@@ -212,8 +217,21 @@ def load_model(
         bos_token=bos_token,
         bos_token_id=bos_id,
         adds_bos=adds_bos,
+        weights=describe_weights(gguf or (path if source == "local" else _hub_folder(spec, revision_loaded))),
+        # SinkProbe runs every measured pass under sinkbench's own function (attention_session), whatever
+        # the model was loaded with; a loader that measures through another one says so here.
+        attention_implementation=ATTENTION_NAME,
     )
     return LoadedModel(model=model, tokenizer=tokenizer, identity=identity)
+
+
+def _hub_folder(spec: str, commit: str | None) -> Path | None:
+    """The local cache's folder of a hub model just loaded (where its config.json is), for describe_weights."""
+    try:
+        found = try_to_load_from_cache(spec, "config.json", revision=commit)
+    except Exception:  # as in _in_hub_cache: an id the cache cannot hold
+        return None
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def load_tokenizer(spec: str, trust_remote_code: bool = False):

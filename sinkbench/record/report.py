@@ -7,6 +7,7 @@ sequences of a condition, or the sink profile's own texts).
 from __future__ import annotations
 
 from sinkbench.record.columns import COLUMNS, MACHINE, condition_suite_score
+from sinkbench.record.identity import describe_model
 from sinkbench.record.views import skipped_whole
 
 
@@ -53,8 +54,9 @@ def interval(entry: dict, digits: int = 3) -> str:
 def render_record(record: dict, load_seconds: float | None = None, elapsed_seconds: float | None = None) -> str:
     model, profile = record["model"], record["profile"]
     suite = record["provenance"]["suite"]
-    lines = [f"{model['name']} ({model['architecture']}, {model['n_parameters'] / 1e6:.0f}M parameters, "
-             f"tokenizer adds <bos>: {'yes' if model['adds_bos'] else 'no'}); suite {suite['name']} {suite['version']}",
+    lines = [f"{describe_model(model)}: {model['architecture']}, {model['n_parameters'] / 1e6:.0f}M parameters, "
+             f"computed in {model['dtype']}, tokenizer adds <bos>: {'yes' if model['adds_bos'] else 'no'}; "
+             f"suite {suite['name']} {suite['version']}",
              "",
              "Per condition, over its own task sequences: suite score (mean accuracy, 95% interval); attention to the",
              "first token (α) and sink rates, averaged over the queries that can see the first token and the layers",
