@@ -70,7 +70,7 @@ def test_profile_records_layers_types_and_random_tokens():
     loaded = _loaded("gemma3")
     texts = [" ".join(["the cat sat on the red road and saw a big dog"] * 4)] * 4
     plan = ProfilePlan(T=24, n=4, batch_size=4, sweep_lengths=(), sweep_texts=(), overmixing_sequences=1,
-                       random_sequences=6)
+                       random_sequences=6, random_T=12)
     profile = sink_profile(loaded, plan, texts, "test", progress=False)
     assert [layer["type"] for layer in profile["layers"]] == ["sliding", "full"]
     assert [layer["queries_seeing_first"] for layer in profile["layers"]] == [8, 24]
@@ -79,13 +79,13 @@ def test_profile_records_layers_types_and_random_tokens():
     per_text = profile["per_text"]["alpha_mean"]
     assert per_text[0] == pytest.approx(sum(profile["alpha_by_layer"]) / 2, abs=1e-5)
     random = profile["random_tokens"]
-    assert random["T"] == 24 and random["n_sequences"] == 6 and len(random["per_text"]["alpha_mean"]) == 6
+    assert random["T"] == 12 and random["n_sequences"] == 6 and len(random["per_text"]["alpha_mean"]) == 6
     assert 0 <= random["sink_rate"]["0.3"] <= 1 and not math.isnan(random["alpha_mean"])
 
 
 def test_random_tokens_are_seeded_uniform_and_never_special():
     loaded = _loaded("llama")
-    plan = ProfilePlan(T=64, n=1, random_sequences=50, seed=3)
+    plan = ProfilePlan(T=1024, n=1, random_sequences=50, seed=3)  # random_T stays Gu et al.'s 64
     sequences = random_token_sequences(loaded, plan)
     assert len(sequences) == 50 and all(len(s) == 64 for s in sequences)
     assert all(s[0] == 2 for s in sequences)  # the plan's head: <bos> kept
@@ -93,7 +93,7 @@ def test_random_tokens_are_seeded_uniform_and_never_special():
     drawn = [t for s in sequences for t in s[1:]]
     assert not special & set(drawn)
     assert sequences == random_token_sequences(loaded, plan)  # seeded
-    assert sequences != random_token_sequences(loaded, ProfilePlan(T=64, n=1, random_sequences=50, seed=4))
+    assert sequences != random_token_sequences(loaded, ProfilePlan(T=1024, n=1, random_sequences=50, seed=4))
     # Uniform over the tokenizer's non-special ids (its vocabulary, not the model's padded embedding
     # table): 50 x 63 draws touch every one of them.
     assert set(drawn) == set(range(len(loaded.tokenizer))) - special

@@ -58,6 +58,7 @@ class ProfilePlan:
     # Gu et al.'s random-token probe: this many sequences of T uniformly drawn non-special token ids
     # (they report sink rates of 70-91% at eps = 0.3, T = 64, from GPT-2 XL to Llama-3-8B).
     random_sequences: int = 100
+    random_T: int = 64  # their T, whatever the natural-text protocol's T
 
     def __post_init__(self):
         if self.random_sequences < 0:

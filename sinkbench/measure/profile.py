@@ -137,14 +137,14 @@ def _layer_part(measured: dict) -> list[dict]:
 
 
 def random_token_sequences(loaded: LoadedModel, plan: ProfilePlan) -> list[list[int]]:
-    """Gu et al.'s random-token protocol: T token ids drawn uniformly from the vocabulary with the
+    """Gu et al.'s random-token protocol: random_T token ids drawn uniformly from the vocabulary with the
     special tokens left out, seeded, behind the condition's head (`<bos>` as the plan says)."""
     condition = Condition.from_args(bos=plan.bos)
     head = list(head_tokens(condition, loaded.tokenizer, loaded.identity.adds_bos))
     special = set(loaded.tokenizer.all_special_ids)
     vocabulary = torch.tensor([i for i in range(len(loaded.tokenizer)) if i not in special])
     generator = torch.Generator().manual_seed(plan.seed)
-    drawn = torch.randint(len(vocabulary), (plan.random_sequences, plan.T - len(head)), generator=generator)
+    drawn = torch.randint(len(vocabulary), (plan.random_sequences, plan.random_T - len(head)), generator=generator)
     return [head + vocabulary[row].tolist() for row in drawn]
 
 
@@ -154,7 +154,7 @@ def _random_part(loaded: LoadedModel, plan: ProfilePlan, progress: bool) -> dict
     sequences = random_token_sequences(loaded, plan)
     measured = probe_sequences(loaded, sequences, plan, progress)
     hashes = [hashlib.sha256(str(ids).encode()).hexdigest()[:12] for ids in sequences]
-    return {"T": plan.T, "n_sequences": len(sequences), "seed": plan.seed,
+    return {"T": plan.random_T, "n_sequences": len(sequences), "seed": plan.seed,
             **_alpha_part(measured["alpha"], plan.eps, measured["layers"]),
             "per_text": _per_text(measured["alpha"], hashes, plan.eps)}
 
