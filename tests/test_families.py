@@ -172,7 +172,7 @@ def test_query_scaling_by_row_index_is_refused_where_it_would_differ():
         with capture_prefix() as layers:
             model(ids[:, :4])
         prefix = SharedPrefix(layers, 4)
-        with shared_prefix(prefix), pytest.raises(RuntimeError, match="scales queries by their row index"):
+        with shared_prefix(prefix), pytest.raises(SinkbenchError, match="scales queries by their row index"):
             model(ids[:, 4:], position_ids=prefix.position_ids(1, 6))
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
+from sinkbench.errors import SinkbenchError
 from sinkbench.grid.conditions import Condition, knockout_layers
 
 ATTENTION_NAME = "sinkbench"
@@ -360,8 +361,9 @@ def _check_query_scaling(module, q_pos: torch.Tensor) -> None:
     floor_scale = module.floor_scale
     row = torch.arange(q_pos.shape[-1], device=q_pos.device)
     if not torch.equal(((row + 1) // floor_scale).expand_as(q_pos), (q_pos + 1) // floor_scale):
-        raise RuntimeError(f"layer {module.layer_idx} scales queries by their row index ({type(module).__name__}, "
-                           "attention temperature tuning): a shared prefix or packed rows would change it")
+        raise SinkbenchError(f"layer {module.layer_idx} of this model scales queries by their row index (attention "
+                             f"temperature tuning, from position {floor_scale - 1} on): a shared stress prefix or packed "
+                             "choices would change that scale, so this condition cannot be measured exactly")
 
 
 def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
