@@ -21,6 +21,7 @@ from sinkbench.files import write_json_atomic
 from sinkbench.grid.conditions import Condition
 from sinkbench.grid.suite import SUITES, ProfilePlan, custom_grid, get_suite
 from sinkbench.harness.tasklist import default_tasks_dir, describe_tasks
+from sinkbench.measure.placement import DEVICE_MAPS, Placement
 from sinkbench.record.format import read_record
 from sinkbench.record.identity import describe_model
 from sinkbench.record.report import render_record
@@ -39,8 +40,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     _check_bos(args.bos)
     texts = read_texts(Path(args.data), args.field, args.n)
     _check_device(args.device)
+    placement = Placement.from_args(args.device_map, args.max_memory, args.device)
     loaded = load_model(args.model, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
-                        allow_pickle=args.allow_pickle, device=args.device)
+                        allow_pickle=args.allow_pickle, device=args.device, placement=placement)
     profile = sink_profile(loaded, plan, texts, str(args.data), progress=not args.quiet)
     document = profile_document(loaded, profile, data={"path": str(args.data), "field": args.field})
     out = Path(args.out)
@@ -109,11 +111,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.release_date is not None:
         _check_date(args.release_date)
     _check_device(args.device)
+    placement = Placement.from_args(args.device_map, args.max_memory, args.device)
     out = Path(args.out) if args.out else Path("runs") / args.model.replace("/", "__").removesuffix(".gguf")
     config = RunConfig(
         model=args.model, out=out, suite=suite.name, cells=cells, limit=args.limit, batch_size=args.batch_size,
         max_batch_tokens=args.max_batch_tokens, data_dir=args.data_dir,
-        include_path=Path(args.include_path) if args.include_path else None, device=args.device, dtype=args.dtype,
+        include_path=Path(args.include_path) if args.include_path else None, device=args.device, placement=placement,
+        dtype=args.dtype,
         family=args.family, release_date=args.release_date, force=args.force, command=("sinkbench", *args.argv),
     )
     started = time.time()
@@ -162,6 +166,14 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _placement_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device-map", default=None, metavar="|".join(DEVICE_MAPS),
+                        help="a model larger than one device: spread its layers over the GPUs, then the CPU, then the "
+                             "disk (accelerate's big-model loading), instead of --device")
+    parser.add_argument("--max-memory", default=None, metavar="DEVICE=SIZE,...",
+                        help="with --device-map: what each device may hold, e.g. 0=20GiB,1=20GiB,cpu=64GiB")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sinkbench", description="Measure how much a language model leans on its "
                                      "attention sink, and what breaks without it.")
@@ -178,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--batch-size", type=int, default=8)
     probe.add_argument("--dtype", default="float32", choices=DTYPES)
     probe.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    _placement_flags(probe)
     probe.add_argument("--out", required=True, help="output folder for profile.json and alpha_heatmap.png")
     probe.add_argument("--trust-remote-code", action="store_true", help="allow a model's own modelling code to run")
     probe.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights")
@@ -209,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--include-path", default=None, help="task configs folder (default: sinkbench's tasks)")
     run.add_argument("--out", default=None, help="results folder (default runs/<model>)")
     run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    _placement_flags(run)
     run.add_argument("--dtype", default="float32", choices=DTYPES, help="float32, bfloat16, float16 or auto (default float32)")
     run.add_argument("--family", default=None, help="model family on the board (default: the alias's, else config.model_type)")
     run.add_argument("--release-date", default=None, help="YYYY-MM-DD: orders releases in `sinkbench board track`")

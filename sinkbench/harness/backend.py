@@ -37,7 +37,8 @@ from sinkbench.grid.sequences import Sequences, head_tokens
 from sinkbench.harness.ledger import SinkLedger
 from sinkbench.harness.scoring import Batching, Request, ScoreCounts, Scorer, default_max_batch_tokens, request_stats
 from sinkbench.measure.attention import MaskEdit
-from sinkbench.measure.models import LoadedModel, ModelIdentity, load_model
+from sinkbench.measure.models import LoadedModel, ModelIdentity, input_device, load_model
+from sinkbench.measure.placement import Placement
 from sinkbench.measure.probe import SinkProbe
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class BackendOptions:
     allow_pickle: bool = False
     family: str | None = None
     device: str | None = None
+    device_map: str | None = None  # accelerate's big-model loading: auto, balanced, sequential
+    max_memory: str | None = None  # with device_map: per device caps, "0=20GiB,cpu=64GiB"
     sidecar: str | None = None
     data_dir: str | None = None
     batching: Batching = field(default_factory=Batching)
@@ -68,7 +71,7 @@ class BackendOptions:
     @classmethod
     def from_model_args(cls, **args) -> "BackendOptions":
         """From lm-eval's model args: pretrained, bos, prefix, window, sinks, knockout, dtype,
-        trust_remote_code, allow_pickle, family, device, sidecar, data_dir, batch_size (N or auto),
+        trust_remote_code, allow_pickle, family, device, device_map, max_memory, sidecar, data_dir, batch_size (N or auto),
         max_batch_tokens, share_contexts, max_length, max_gen_toks, first_k."""
         condition = Condition.from_args(**{name: args.pop(name, None) for name in ("bos", "prefix", "window", "sinks", "knockout")})
         batch_size = args.pop("batch_size", None)
@@ -128,8 +131,14 @@ class SinkbenchLM(TemplateLM):
         state = PartialState(cpu=not torch.cuda.is_available())  # ranks under torchrun / accelerate launch
         self._rank, self._world_size = state.process_index, state.num_processes
         self._device = torch.device(state.device if state.num_processes > 1 else _device(options.device))
-        self.loaded = loaded or load_model(options.pretrained, dtype=options.dtype, trust_remote_code=options.trust_remote_code,
-                                           allow_pickle=options.allow_pickle, family=options.family, device=str(self._device))
+        if loaded is None:
+            placement = Placement.from_args(options.device_map, options.max_memory, str(options.device or "cpu"))
+            loaded = load_model(options.pretrained, dtype=options.dtype, trust_remote_code=options.trust_remote_code,
+                                allow_pickle=options.allow_pickle, family=options.family, device=str(self._device),
+                                placement=placement)
+        self.loaded = loaded
+        if getattr(loaded.model, "hf_device_map", None) is not None:  # spread over devices: ids go to the first layer
+            self._device = input_device(loaded.model)
         self.model, self.tokenizer, self.identity = self.loaded.model, self.loaded.tokenizer, self.loaded.identity
         self.max_length = options.max_length or self.identity.max_context or DEFAULT_MAX_LENGTH
         self.stress = stress_prefix(self.tokenizer, self.condition.prefix_length, options.data_dir) if self.condition.prefix_length else None

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
+from sinkbench.errors import SinkbenchError
 from sinkbench.grid.conditions import Condition, knockout_layers
 
 ATTENTION_NAME = "sinkbench"
@@ -253,8 +254,18 @@ def _attend(q, k, v, mask, scale, causal, softcap):
     """(output (B, H, Tq, d), logsumexp (B, H, Tq)) from the fastest kernel that returns both.
 
     k and v may have fewer heads than q (GQA): the CPU flash kernel takes them as they are
-    (no copy); the other paths repeat them first.
+    (no copy); the other paths repeat them first. Values may have another head size than
+    queries and keys (MLA, DeepSeek-V2/V3): the fused kernels want one size, so the smaller of
+    the two is padded with zeros (exact: a zero column adds nothing to a score, a zero value
+    column gives a zero output column, cut off again).
     """
+    dim_qk, dim_v = q.shape[-1], v.shape[-1]
+    if dim_qk != dim_v and softcap is None and q.device.type in ("cpu", "cuda"):
+        if dim_v < dim_qk:
+            out, lse = _attend(q, k, F.pad(v, (0, dim_qk - dim_v)), mask, scale, causal, softcap)
+        else:
+            out, lse = _attend(F.pad(q, (0, dim_v - dim_qk)), F.pad(k, (0, dim_v - dim_qk)), v, mask, scale, causal, softcap)
+        return out[..., :dim_v], lse
     if softcap is None and q.device.type == "cpu":
         return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             q, k, v, 0.0, causal, attn_mask=mask, scale=scale
@@ -279,11 +290,11 @@ def _attend_shared(query, prefix: PrefixLayer, scale, softcap):
     long query block: (B, H, T, d) -> (1, Hkv, B * H/Hkv * T, d). No key is copied per row.
     """
     batch, heads, tq, dim = query.shape
-    kv_heads = prefix.key.shape[1]
+    kv_heads, dim_v = prefix.key.shape[1], prefix.value.shape[-1]  # dim_v != dim under MLA
     group = heads // kv_heads  # query head h reads key head h // group
     grouped = query.reshape(batch, kv_heads, group, tq, dim).transpose(0, 1).reshape(1, kv_heads, -1, dim)
     out, lse = _attend(grouped, prefix.key, prefix.value, None, scale, False, softcap)
-    out = out.reshape(kv_heads, batch, group, tq, dim).transpose(0, 1).reshape(batch, heads, tq, dim)
+    out = out.reshape(kv_heads, batch, group, tq, dim_v).transpose(0, 1).reshape(batch, heads, tq, dim_v)
     lse = lse.reshape(kv_heads, batch, group, tq).transpose(0, 1).reshape(batch, heads, tq)
     return out, lse
 
@@ -305,11 +316,13 @@ class _Layout:
     q_seg: torch.Tensor | None  # (B, Tq) under packed rows, else None
     k_seg: torch.Tensor | None  # (B, P + Tk)
 
-    def visible(self, layer, sliding: int | None, edit: MaskEdit | None) -> torch.Tensor:
+    def visible(self, layer, sliding: int | None, edit: MaskEdit | None, chunk: int | None = None) -> torch.Tensor:
         """Boolean (B|1, Tq, P + Tk): which key each query sees."""
         allowed = (edit or MaskEdit()).allowed(layer, self.q_pos, self.k_pos)
         if sliding is not None:
             allowed = allowed & ((self.q_pos[..., :, None] - self.k_pos[..., None, :]) < sliding)
+        if chunk is not None:  # chunked attention (Llama 4): a query sees the keys of its own chunk only
+            allowed = allowed & ((self.q_pos[..., :, None] // chunk) == (self.k_pos[..., None, :] // chunk))
         if self.q_seg is not None:
             q_seg, k_seg = self.q_seg[..., :, None], self.k_seg[..., None, :]
             allowed = allowed & ((k_seg == 0) | (k_seg == q_seg)) & (k_seg != PADDING)
@@ -336,6 +349,40 @@ def _layout(query, key, prefix_length: int, packed: PackedRows | None) -> _Layou
     return _Layout(packed.positions, k_pos, packed.segments, k_seg)
 
 
+def _chunk_size(module) -> int | None:
+    """The chunk length of a chunked-attention layer (Llama 4), else None. transformers says it only
+    through the mask it builds, from positions 0..T-1: not the true ones under a shared prefix or
+    packed rows, so the general path below applies it from true positions itself."""
+    config, layer = getattr(module, "config", None), getattr(module, "layer_idx", None)
+    types = getattr(config, "layer_types", None)
+    if layer is None or not types or types[layer] != "chunked_attention":
+        return None
+    return config.attention_chunk_size
+
+
+def _model_mask_is_structure(attention_mask, tq: int, chunk: int) -> bool:
+    """Whether a chunked layer's mask holds nothing but causality and chunks over positions 0..T-1
+    (no padding): then, under a shared prefix, it may be replaced by the one from true positions."""
+    allowed = attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
+    pos = torch.arange(tq, device=allowed.device)
+    own = (pos[None, :] <= pos[:, None]) & ((pos[None, :] // chunk) == (pos[:, None] // chunk))
+    return bool((allowed[..., -tq:, -tq:] == own).all())
+
+
+def _check_query_scaling(module, q_pos: torch.Tensor) -> None:
+    """Llama 4's NoPE layers scale queries by their position (attention temperature tuning), read
+    from the row index rather than position_ids; under a shared prefix or packed rows the two differ.
+    Refuse where the scales would differ, instead of measuring a different model."""
+    if not getattr(module, "attn_temperature_tuning", False) or getattr(module, "use_rope", True):
+        return
+    floor_scale = module.floor_scale
+    row = torch.arange(q_pos.shape[-1], device=q_pos.device)
+    if not torch.equal(((row + 1) // floor_scale).expand_as(q_pos), (q_pos + 1) // floor_scale):
+        raise SinkbenchError(f"layer {module.layer_idx} of this model scales queries by their row index (attention "
+                             f"temperature tuning, from position {floor_scale - 1} on): a shared stress prefix or packed "
+                             "choices would change that scale, so this condition cannot be measured exactly")
+
+
 def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
     """Drop-in for transformers' sdpa_attention_forward; see the module docstring."""
     layer = getattr(module, "layer_idx", None)
@@ -343,6 +390,7 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     softcap = kwargs.get("softcap")
     sliding = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
+    chunk = _chunk_size(module)
     edit = _SESSION.edit if _SESSION.edit is not None and _SESSION.edit.touches(layer) else None
     if _SESSION.capture is not None:
         if layer is None:
@@ -367,8 +415,9 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
         architecture = mask
     else:
         positions = _layout(query, key, length, packed)
+        _check_query_scaling(module, positions.q_pos)
         reach = int(positions.q_pos.max()) + 1  # the longest true sequence in this call
-        if prefix is not None and edit is None and (sliding is None or reach <= sliding):
+        if prefix is not None and edit is None and (sliding is None or reach <= sliding) and (chunk is None or reach <= chunk):
             # Every query sees the whole prefix: the rows' own attention and one grouped prefix
             # kernel, merged by logsumexp.
             if packed is None:
@@ -385,8 +434,12 @@ def sinkbench_attention(module, query, key, value, attention_mask, dropout=0.0, 
             # One kernel over prefix + own keys under a mask built from true positions. Under a
             # sliding window (and nothing else), prefix keys before every query's window are
             # seen by none: they are left out of the kernel call.
-            visible = positions.visible(layer, sliding, edit)
+            visible = positions.visible(layer, sliding, edit, chunk)
             mask = _additive(visible, query.dtype)[:, None]
+            if chunk is not None and prefix is not None and model_mask is not None:
+                if not _model_mask_is_structure(attention_mask, tq, chunk):
+                    raise RuntimeError("a padding mask under a shared prefix in a chunked-attention layer is not supported")
+                model_mask = None  # chunks from positions 0..T-1: replaced by `visible`, from true positions
             if packed is None and model_mask is not None:
                 mask = F.pad(model_mask, (length, 0)) + mask  # the model's own (padding) mask too
             architecture = mask

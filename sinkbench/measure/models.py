@@ -7,17 +7,20 @@ import hashlib
 import importlib.util
 import json
 import os
+import tempfile
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from huggingface_hub import constants, get_session, try_to_load_from_cache
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from sinkbench.errors import SinkbenchError
 from sinkbench.files import sha256_file
 from sinkbench.measure.attention import ATTENTION_NAME
+from sinkbench.measure.placement import Placement
 from sinkbench.measure.weights import WeightsDescription, describe_weights
 
 
@@ -52,6 +55,12 @@ class LoadedModel:
     model: Any  # transformers PreTrainedModel
     tokenizer: Any
     identity: ModelIdentity
+    attention: str = "sdpa"  # what the model runs outside a sinkbench session: attention_route() at load
+
+    @property
+    def input_device(self):
+        """Where input ids go: the device of the model's first layer (see input_device())."""
+        return input_device(self.model)
 
 
 @dataclass(frozen=True)
@@ -157,8 +166,14 @@ def load_model(
     allow_pickle: bool = False,
     family: str | None = None,
     device: str = "cpu",
+    placement: Placement | None = None,
+    offload_folder: str | None = None,
 ) -> LoadedModel:
-    """Load `spec`: a bundled alias, a .gguf file, a local folder, or a Hugging Face hub id."""
+    """Load `spec`: a bundled alias, a .gguf file, a local folder, or a Hugging Face hub id.
+
+    With a `placement`, accelerate's big-model loading spreads the weights over the devices (GPUs,
+    then the CPU, then `offload_folder` on disk: a temporary folder when None) and `device` is unused.
+    """
     kwargs: dict[str, Any] = {"dtype": _parse_dtype(dtype), "trust_remote_code": trust_remote_code}
     weights = None
     if spec in ALIASES:
@@ -190,11 +205,21 @@ def load_model(
         location = spec
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **_tokenizer_kwargs(kwargs))
-        model = AutoModelForCausalLM.from_pretrained(location, attn_implementation="sdpa", **kwargs)
+        # Decided from the config alone, before any weights load: a family sinkbench cannot measure
+        # costs nothing to refuse.
+        implementation = attention_implementation(AutoConfig.from_pretrained(location, **_tokenizer_kwargs(kwargs)))
+        offload = None
+        if placement is not None:
+            offload = offload_folder or tempfile.mkdtemp(prefix="sinkbench-offload-")
+            kwargs.update(_placement_kwargs(placement, offload))
+        model = AutoModelForCausalLM.from_pretrained(location, attn_implementation=implementation, **kwargs)
     except (OSError, ValueError) as err:
         raise SinkbenchError(_explain_load_error(spec, err)) from err
+    _check_routes_through_interface(type(model), model.config)  # remote code: known only now
+    if offload is not None and offload_folder is None:
+        weakref.finalize(model, _remove_folder, offload)
     model.eval()
-    if device != "cpu":
+    if device != "cpu" and placement is None:
         model.to(device)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -222,7 +247,64 @@ def load_model(
         # the model was loaded with; a loader that measures through another one says so here.
         attention_implementation=ATTENTION_NAME,
     )
-    return LoadedModel(model=model, tokenizer=tokenizer, identity=identity)
+    return LoadedModel(model=model, tokenizer=tokenizer, identity=identity, attention=attention_route(model))
+
+
+def attention_implementation(config) -> str | None:
+    """The attention a model of this config loads with: "sdpa" where its class supports it, else
+    "eager" (gpt-oss and its learned sink logit, Gemma 2 and its logit softcap). sinkbench's own
+    function replaces either inside `attention_session()`. A class whose attention does not go through
+    transformers' attention interface is refused here, before any weights load."""
+    model_class = AutoModelForCausalLM._model_mapping.get(type(config), None)
+    if model_class is None:  # the model's own code (auto_map): transformers picks; checked once loaded
+        return None
+    _check_routes_through_interface(model_class, config)
+    return "sdpa" if model_class._supports_sdpa else "eager"
+
+
+def _check_routes_through_interface(model_class, config) -> None:
+    # transformers' own test of whether set_attn_implementation can switch the class (it reads the
+    # modelling source for attention modules that ask ALL_ATTENTION_FUNCTIONS): where it cannot, a
+    # session would warn and run the model's attention unseen, so sinkbench would record nothing.
+    if not model_class._can_set_attn_implementation():
+        raise SinkbenchError(
+            f"{model_class.__name__} (model_type {config.model_type}) cannot be measured: its attention is computed "
+            "inside its own modelling code, not through transformers' attention interface, so sinkbench can neither "
+            "read its attention weights nor apply a condition's masks"
+        )
+
+
+def attention_route(model) -> str:
+    """The attention implementation the model runs now: "sdpa" or "eager" as loaded, "sinkbench"
+    inside an attention_session()."""
+    return model.config._attn_implementation
+
+
+def input_device(model) -> torch.device:
+    """The device of the model's first layer, where input ids go. A model spread by a device map
+    runs its embedding where accelerate's hook says (its weights may sit on the disk or the CPU)."""
+    embedding = model.get_input_embeddings()
+    hook = getattr(embedding, "_hf_hook", None)
+    if getattr(hook, "execution_device", None) is not None:
+        return torch.device(hook.execution_device)
+    return embedding.weight.device
+
+
+def _placement_kwargs(placement: Placement, offload_folder: str) -> dict[str, Any]:
+    gpus = [key for key in (placement.max_memory or {}) if isinstance(key, int)]
+    available = torch.cuda.device_count()
+    if any(gpu >= available for gpu in gpus):
+        raise SinkbenchError(f"--max-memory names GPU {max(gpus)}, but this machine has {available} CUDA device(s)")
+    kwargs: dict[str, Any] = {"device_map": placement.device_map, "offload_folder": offload_folder}
+    if placement.max_memory is not None:
+        kwargs["max_memory"] = dict(placement.max_memory)
+    return kwargs
+
+
+def _remove_folder(folder: str) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _hub_folder(spec: str, commit: str | None) -> Path | None:

@@ -83,7 +83,7 @@ def probe_sequences(loaded: LoadedModel, sequences: list[list[int]], plan: Profi
         bar = tqdm(total=n, desc="probe", unit="seq", disable=not progress)
         for indices, batch in _batches(sequences, plan.batch_size):
             probe.group(torch.arange(len(indices))[:, None].expand(-1, batch.shape[1]), len(indices))  # a group per row
-            loaded.model(batch.to(loaded.model.device), logits_to_keep=1, use_cache=False)  # full-vocabulary logits at every position are GBs
+            loaded.model(batch.to(loaded.input_device), logits_to_keep=1, use_cache=False)  # full-vocabulary logits at every position are GBs
             stats = probe.collect()
             for row, index in enumerate(indices):
                 alpha[index] = stats.alpha[row]
@@ -165,7 +165,7 @@ def _overmixing_one(loaded: LoadedModel, texts: list[list[int]], head: list[int]
     generator = torch.Generator().manual_seed(plan.seed)
     special = set(loaded.tokenizer.all_special_ids)
     movement, spread = [], []
-    device = loaded.model.device
+    device = loaded.input_device
     for text in texts:
         ids = (head + text)[: plan.T]
         if len(ids) - len(head) < 4:

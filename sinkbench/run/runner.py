@@ -32,6 +32,7 @@ from sinkbench.harness.backend import SinkbenchLM
 from sinkbench.harness.tasklist import default_tasks_dir
 from sinkbench.measure.attention import MaskEdit
 from sinkbench.measure.models import ALIASES, LoadedModel, load_model
+from sinkbench.measure.placement import Placement
 from sinkbench.measure.profile import profile_document, sink_profile
 from sinkbench.record.build import build_record, task_entry, write_record
 from sinkbench.run.folder import PROFILE, RECORD, ResultsFolder, rank
@@ -52,6 +53,7 @@ class RunConfig:
     data_dir: str | None = None
     include_path: Path | None = None
     device: str = "cpu"
+    placement: Placement | None = None  # --device-map/--max-memory: the model spread over devices (device unused)
     dtype: str = "float32"
     family: str | None = None
     release_date: str | None = None
@@ -161,10 +163,12 @@ class _Session:
 
     def model(self) -> LoadedModel:
         if self.loaded is None:
-            self.log(f"loading {self.config.model} ({self.config.dtype} on {self.config.device}) ...")
+            placement = self.config.placement
+            where = self.config.device if placement is None else f"device map {placement.device_map}"
+            self.log(f"loading {self.config.model} ({self.config.dtype} on {where}) ...")
             start = time.time()
             self.loaded = load_model(self.config.model, dtype=self.config.dtype, family=self.config.family,
-                                     device=self.config.device)
+                                     device=self.config.device, placement=self.config.placement)
             self.load_seconds = round(time.time() - start, 1)
         return self.loaded
 
