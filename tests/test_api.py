@@ -173,3 +173,13 @@ def test_bad_input_gets_one_line_naming_the_fix(call, message):
     with pytest.raises(SinkbenchError) as caught:
         call(make_model("llama"), make_tokenizer())
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_probe_runs_the_model_in_its_own_dtype():
+    """bfloat16 weights stay bfloat16 (nothing cast), and the numbers are those of float32 up to bfloat16's precision."""
+    reference = probe(make_model("llama"), make_tokenizer(), TEXTS, T=16, n=3)
+    model = make_model("llama").to(torch.bfloat16)
+    profile = probe(model, make_tokenizer(), TEXTS, T=16, n=3)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert profile.alpha_mean == pytest.approx(reference.alpha_mean, abs=0.01)
+    assert profile.alpha_by_layer == pytest.approx(reference.alpha_by_layer, abs=0.01)
