@@ -1,6 +1,6 @@
 """Watch a sink form while a model trains: a tiny Llama trained from scratch with SinkbenchCallback, and the curve.
 
-    python examples/track_checkpoints.py --steps 400 --every 20 --out examples/track_checkpoints.png
+    python examples/track_checkpoints.py --steps 1500 --every 50 --threads 1 --out examples/track_checkpoints.png
 
 Trains a 4-layer Llama (hidden 64) on War and Peace from sinkbench's data directory (generated filler
 text without one), with a word-level tokenizer built here that puts `<bos>` in front of every
@@ -136,8 +136,8 @@ def plot(points: list[dict], path: Path, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--every", type=int, default=20, help="probe every N optimizer steps")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--every", type=int, default=50, help="probe every N optimizer steps")
     parser.add_argument("--max-tokens", type=int, default=256, help="the probe's budget: tokens per call")
     parser.add_argument("--checkpoints", type=Path, nargs="*", help="probe these checkpoint folders instead of training")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (one is fastest on a busy machine)")
