@@ -6,11 +6,12 @@ import json
 import random
 from pathlib import Path
 
-from sinkbench.data.datadir import LONG_TEXT, book_text
+from sinkbench.data.datadir import LONG_TEXT, book_text, data_file
 from sinkbench.data.synthetic import FILLER
 from sinkbench.errors import SinkbenchError
 
 GENERATED = "generated filler text (no data directory)"
+PROFILE_TEXTS = "lambada/lambada_test.jsonl"  # the profile's natural text: LAMBADA passages
 
 
 def read_texts(path: Path, field: str, n: int) -> list[str]:
@@ -60,3 +61,11 @@ def long_texts(n: int, n_chars: int, data_dir) -> tuple[list[str], str]:
     text = book_text(LONG_TEXT, str(data_dir))
     start = len(text) // 2
     return [text[start + i * n_chars : start + (i + 1) * n_chars] for i in range(n)], LONG_TEXT
+
+
+def profile_texts(n: int, T: int, data_dir) -> tuple[list[str], str]:
+    """The sink profile's n texts and where they came from: LAMBADA passages from the data directory,
+    or generated filler without one (3 words a token: room to spare for T tokens)."""
+    if data_dir is None:
+        return generated_texts(n, 3 * T), GENERATED
+    return read_texts(data_file(PROFILE_TEXTS, data_dir), "text", n), PROFILE_TEXTS

@@ -29,7 +29,7 @@ class ModelIdentity:
     """Everything a record needs to say which model produced a number."""
 
     name: str  # what the user asked for: alias, hub id or path
-    source: str  # "alias", "hub", "local" or "gguf"
+    source: str  # "alias", "hub", "local", "gguf", or "memory" (handed over loaded: loaded_from_memory)
     family: str  # model family for the leaderboard (alias table, or config.model_type)
     architecture: str  # transformers class, e.g. LlamaForCausalLM
     revision: str | None  # hub commit hash, when known
@@ -318,6 +318,8 @@ def _hub_folder(spec: str, commit: str | None) -> Path | None:
 
 def load_tokenizer(spec: str, trust_remote_code: bool = False):
     """Only the tokenizer of a model spec (for measuring lengths in that model's tokens)."""
+    if spec.startswith(MEMORY_PREFIX):  # a model handed over in memory (loaded_from_memory)
+        return memory_tokenizer(spec)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if spec in ALIASES or spec.endswith(".gguf"):
         gguf = resolve_alias(spec) if spec in ALIASES else Path(spec)
@@ -420,3 +422,80 @@ def _hub_access(spec: str, revision: str | None) -> dict[str, Any]:
         f"unknown model '{spec}'{hint}{' It' if hint else ': it'} is neither a bundled alias ({known}), "
         f"a local path nor a model in the Hugging Face cache, and {reason}"
     )
+
+
+# A model handed over in memory (sinkbench.api, sinkbench.callback): nothing is loaded.
+
+MEMORY_PREFIX = "memory:"
+# "memory:<id>" -> a tokenizer handed over in memory, for code that finds a tokenizer by a spec
+# string (the synthetic tasks, through lm-eval's task metadata). Weak: registering keeps nothing alive.
+_MEMORY_TOKENIZERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def loaded_from_memory(model, tokenizer, *, name: str, family: str | None = None,
+                       revision: str | None = None) -> LoadedModel:
+    """A model and tokenizer the caller has loaded already, with their identity (source "memory").
+
+    Nothing is reloaded, moved, cast or switched to eval here, and the tokenizer is not changed
+    (no pad token is set): the caller's objects stay as they are. `name`, `family` and `revision`
+    are what the caller says they are (a training run's name and its step, say); the weights have
+    no file to hash, so `weights_sha256` is None and the revision is what tells checkpoints apart.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise SinkbenchError("a model handed over in memory needs a name (name='my-model')")
+    if not hasattr(model, "config") or not hasattr(model, "set_attn_implementation"):
+        raise SinkbenchError(f"expected a transformers PreTrainedModel, got {type(model).__name__}")
+    if not callable(tokenizer) or not hasattr(tokenizer, "bos_token_id"):
+        raise SinkbenchError(f"expected a transformers tokenizer, got {type(tokenizer).__name__}")
+    config = model.config.get_text_config()  # a multimodal model's language part holds the layer counts
+    first = next(model.parameters())
+    bos_token, bos_id, adds_bos = _first_token_facts(tokenizer)
+    identity = ModelIdentity(
+        name=name,
+        source="memory",
+        family=family or config.model_type,
+        architecture=type(model).__name__,
+        revision=revision,
+        weights_sha256=None,
+        n_parameters=sum(p.numel() for p in model.parameters()),
+        dtype=str(first.dtype).removeprefix("torch."),
+        n_layers=config.num_hidden_layers,
+        n_heads=config.num_attention_heads,
+        n_kv_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
+        max_context=getattr(config, "max_position_embeddings", None),
+        bos_token=bos_token,
+        bos_token_id=bos_id,
+        adds_bos=adds_bos,
+        weights=_in_memory_weights(model),
+        attention_implementation=ATTENTION_NAME,
+    )
+    return LoadedModel(model=model, tokenizer=tokenizer, identity=identity, attention=attention_route(model))
+
+
+_STORED_NAMES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.float64: "F64"}
+
+
+def _in_memory_weights(model) -> WeightsDescription:
+    """What a model in memory holds: its parameters' dtypes (most values first), no file, no quantization."""
+    counts: dict[str, int] = {}
+    for parameter in model.parameters():
+        name = _STORED_NAMES.get(parameter.dtype, str(parameter.dtype).removeprefix("torch.").upper())
+        counts[name] = counts.get(name, 0) + parameter.numel()
+    types = tuple(sorted(counts, key=lambda k: -counts[k]))
+    checkpoint = getattr(model.config, "_name_or_path", None) or None
+    return WeightsDescription(format=None, quantization=types[0] if types else None, tensor_types=types, file=None,
+                              checkpoint=checkpoint, basename=None, size_label=None, finetune=None, base_model=None)
+
+
+def memory_tokenizer_spec(tokenizer) -> str:
+    """A spec string that load_tokenizer() resolves to this very tokenizer object, while it lives."""
+    spec = f"{MEMORY_PREFIX}{id(tokenizer)}"
+    _MEMORY_TOKENIZERS[spec] = tokenizer
+    return spec
+
+
+def memory_tokenizer(spec: str):
+    try:
+        return _MEMORY_TOKENIZERS[spec]
+    except KeyError:
+        raise SinkbenchError(f"no tokenizer in memory under '{spec}' (it was freed, or belongs to another process)") from None

@@ -22,8 +22,8 @@ import lm_eval.evaluator
 from lm_eval.tasks import TaskManager
 
 import sinkbench
-from sinkbench.data.datadir import ENV_VAR, HOW_TO_GET, data_file, resolve_data_dir
-from sinkbench.data.texts import GENERATED, generated_texts, long_texts, read_texts
+from sinkbench.data.datadir import ENV_VAR, HOW_TO_GET, resolve_data_dir
+from sinkbench.data.texts import long_texts, profile_texts
 from sinkbench.errors import SinkbenchError
 from sinkbench.grid.conditions import BASELINE, Condition
 from sinkbench.grid.sequences import head_tokens
@@ -31,7 +31,7 @@ from sinkbench.grid.suite import GridCell, Suite, get_suite, task_spec
 from sinkbench.harness.backend import SinkbenchLM
 from sinkbench.harness.tasklist import default_tasks_dir
 from sinkbench.measure.attention import MaskEdit
-from sinkbench.measure.models import ALIASES, LoadedModel, load_model
+from sinkbench.measure.models import ALIASES, LoadedModel, load_model, memory_tokenizer_spec
 from sinkbench.measure.placement import Placement
 from sinkbench.measure.profile import profile_document, sink_profile
 from sinkbench.record.build import build_record, task_entry, write_record
@@ -172,10 +172,16 @@ class _Session:
             self.load_seconds = round(time.time() - start, 1)
         return self.loaded
 
+    def tokenizer_spec(self) -> str:
+        """What the synthetic tasks load to measure lengths in the model's own tokens."""
+        if self.loaded is not None and self.loaded.identity.source == "memory":
+            return memory_tokenizer_spec(self.loaded.tokenizer)  # nothing to load: the caller's object
+        return self.config.model
+
     def tasks(self) -> TaskManager:
         if self.manager is None:
             include = self.config.include_path or default_tasks_dir()
-            metadata = {"tokenizer": self.config.model, "data_dir": self.data_dir}
+            metadata = {"tokenizer": self.tokenizer_spec(), "data_dir": self.data_dir}
             self.manager = TaskManager(include_path=str(include), include_defaults=False, metadata=metadata)
         return self.manager
 
@@ -202,8 +208,10 @@ def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path
                               wall_time_s=time.time() - start, seed=config.seed, skipped=skipped)
 
 
-def run(config: RunConfig, log=print, verbose: bool = False) -> Path | None:
-    """Run (or resume) the grid and the profile; write and return the path of record.json (None on ranks > 0)."""
+def run(config: RunConfig, log=print, verbose: bool = False, loaded: LoadedModel | None = None) -> Path | None:
+    """Run (or resume) the grid and the profile; write and return the path of record.json (None on ranks > 0).
+
+    `loaded`: a model already in memory (sinkbench.api.evaluate); `config.model` then only names it."""
     _quiet_libraries(verbose)
     suite = get_suite(config.suite)
     data_dir, missing = _data_dir(config)
@@ -216,7 +224,7 @@ def run(config: RunConfig, log=print, verbose: bool = False) -> Path | None:
         raise SinkbenchError("nothing to run: every condition needs the data directory")
     folder = ResultsFolder(config.out, config.manifest(suite))
     folder.prepare(config.force)
-    session = _Session(config, data_dir, log, verbose)
+    session = _Session(config, data_dir, log, verbose, loaded=loaded)
     try:
         return _run(config, suite, cells, folder, session, missing, data_dir, log)
     except BaseException:
@@ -305,11 +313,7 @@ def _profile(config: RunConfig, folder: ResultsFolder, session: _Session, suite:
     plan = suite.profile
     log(f"sink profile: T={plan.T} x {plan.n} texts, over-mixing, length sweep T = "
         f"{', '.join(map(str, plan.sweep_lengths))} (capped by the context)")
-    if data_dir is None:
-        texts, source = generated_texts(plan.n, 3 * plan.T), GENERATED
-    else:
-        source = "lambada/lambada_test.jsonl"
-        texts = read_texts(data_file(source, data_dir), "text", plan.n)
+    texts, source = profile_texts(plan.n, plan.T, data_dir)
     sweep, sweep_source = {}, "none"
     for T, n in zip(plan.sweep_lengths, plan.sweep_texts):
         sweep[T], sweep_source = long_texts(n, 8 * T, data_dir)  # ~4 characters a token: room to spare
@@ -339,7 +343,9 @@ def task_documents(documents: list[dict]) -> dict[str, dict]:
 
 def _write_record(config, suite, folder, session, documents, profile, missing, data_dir) -> Path:
     identity = dict(documents[0]["model"]) if documents else session.model().identity.to_dict()
-    model = {**identity, "name": display_name(config.model), "release_date": config.release_date}
+    # A model handed over in memory keeps the name its caller gave; a loaded one is named by its spec.
+    name = identity["name"] if identity["source"] == "memory" else display_name(config.model)
+    model = {**identity, "name": name, "release_date": config.release_date}
     if config.family:
         model["family"] = config.family
     higher = {}
