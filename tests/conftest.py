@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The board's check cache (sinkbench/board/cache.py): one of the test session's own, not the user's.
+os.environ.setdefault("SINKBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="sinkbench-test-cache-"))
 
 WORDS = (
     "the a an of to and in is was he she it they we you i that this his her on with for as at by from "

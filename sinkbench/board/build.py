@@ -12,15 +12,20 @@ import os
 from pathlib import Path
 
 from sinkbench.board import boardjson, plots, site, table
+from sinkbench.board.cache import CheckCache
 from sinkbench.board.store import MODELS, SITE, load_board, write_output
 from sinkbench.errors import SinkbenchError
 
 OUTPUTS = ("README.md", "leaderboard.csv", "board.json", "site/index.html")
 
 
-def outputs(board: Path) -> dict[str, str]:
+def outputs(board: Path, cache: CheckCache | None = None) -> dict[str, str]:
     """Every file the build writes (relative path -> text), from the board's checked submissions."""
-    submissions = load_board(board)
+    return outputs_of(load_board(board, cache))
+
+
+def outputs_of(submissions: list) -> dict[str, str]:
+    """Every file the build writes (relative path -> text), from submissions already loaded and checked."""
     frame = table.frame(submissions)
     texts = {
         "README.md": table.markdown(frame),
@@ -46,10 +51,14 @@ def _stale_pages(board: Path, kept: set[str]) -> list[Path]:
     return sorted(stale)
 
 
-def build(board: Path) -> list[Path]:
-    """Check every submission (as submit does) and write the outputs; the paths written or already current."""
-    board = Path(board)
-    texts = outputs(board)
+def build(board: Path, cache: CheckCache | None = None) -> list[Path]:
+    """Check every submission (as submit does; once per content, see cache.py) and write the outputs; the paths
+    written or already current."""
+    return write_outputs(Path(board), outputs(board, cache))
+
+
+def write_outputs(board: Path, texts: dict[str, str]) -> list[Path]:
+    """Write what outputs() made, remove the pages of records that left the board; the paths of `texts`."""
     root = (board / SITE / MODELS).resolve()
     for name, text in texts.items():
         target = board / name
