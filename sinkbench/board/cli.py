@@ -100,11 +100,11 @@ def cmd_review(args: argparse.Namespace) -> int:
         return 2
     try:
         submissions = load_board(board, cache)
-        texts = outputs_of(submissions)
+        texts = outputs_of(submissions, board, cache)
     except SinkbenchError as err:
         _emit(review.failed_build_markdown(changes, err), args.out)
         raise
-    current = all((board / name).is_file() and (board / name).read_bytes() == text.encode("utf-8")
+    current = all(text is None or ((board / name).is_file() and (board / name).read_bytes() == text.encode("utf-8"))
                   for name, text in texts.items())
     write_outputs(board, texts)
     markdown, regressed = review.markdown(changes, submissions, table.frame(submissions), thresholds, current)

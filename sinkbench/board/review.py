@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from sinkbench.board.cache import CheckCache
+from sinkbench.board.cache import CheckCache, content_digest
 from sinkbench.board.comparison import interval_text, pairing, verdict_line, what_is_compared
 from sinkbench.board.ranks import bounds
 from sinkbench.board.store import (SUBMISSIONS, Submission, read_untrusted, record_problems, submission_files,
@@ -128,7 +128,7 @@ def check_changed(board: Path, changes: Changes, cache: CheckCache) -> list[str]
         if found:
             refused.append(summarise(relative, found))
         else:
-            cache.remember(data)
+            cache.remember(content_digest(data))
     return refused
 
 

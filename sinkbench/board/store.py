@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from sinkbench.board.cache import CheckCache
+from sinkbench.board.cache import CheckCache, content_digest
 from sinkbench.errors import SinkbenchError
 from sinkbench.files import field_path, write_bytes_atomic
 from sinkbench.grid.suite import SUITES
@@ -39,6 +39,7 @@ class Submission:
 
     path: PurePosixPath
     record: dict
+    digest: str | None = None  # the sha256 of the record file's bytes, where read from one (the cache's key)
 
     @property
     def name(self) -> str:
@@ -247,15 +248,16 @@ def load_board(board: Path, cache: CheckCache | None = None) -> list[Submission]
             raise SinkbenchError(f"{relative}: not a plain file (links are not allowed on a board)")
         record = read_untrusted(file)
         data = file.read_bytes()
-        if not cache.passed(data):
+        digest = content_digest(data)
+        if not cache.passed(digest):
             found = record_problems(record, data.decode("utf-8"))
             if found:
                 raise SinkbenchError(summarise(relative, found))
-            cache.remember(data)
+            cache.remember(digest)
         expected = submission_path(record)
         if relative != expected:
             raise SinkbenchError(f"{relative}: its record belongs at {expected} (family/model/revision[.suite])")
-        submissions.append(Submission(relative, record))
+        submissions.append(Submission(relative, record, digest))
     mixed = _mixed_versions(submissions)
     if mixed:
         raise SinkbenchError(f"{board}: records of several versions of suite {mixed} ({_versions(submissions)}); "
