@@ -1,7 +1,9 @@
 """The board's commands on sinkbench's command line: `submit`, `board build|review|track|compare|export`, `export`.
 
 Exit codes: 0 fine; 1 a regression found by `board track` or `board compare` (for a model team's
-CI; `board review` only with --fail-on-regression); 2 bad input, including a refused record in `board review` (sinkbench's main prints the SinkbenchError as one line, no traceback).
+CI; `board review` only with --fail-on-regression); 2 bad input, including a refused record in
+`board review` (sinkbench's main prints the SinkbenchError as one line, no traceback; review prints
+one line per refused record).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from sinkbench.record.columns import HIGHER, LOWER
 MARKER = "<!-- sinkbench board review -->"  # lets a CI job find and update its own earlier comment
 NEAREST = 4  # records shown around a new family's first record
 JUDGED = tuple(c for c in MODEL_COLUMNS if c.direction in (HIGHER, LOWER))  # the columns a verdict can read
+_SCORE = next(c for c in MODEL_COLUMNS if c.name == "suite_score")
 
 
 @dataclass(frozen=True)
@@ -193,9 +194,6 @@ def _nearest_table(row: dict, suite_rows: list[dict]) -> list[str]:
         lines.append(f"| {rank} | {bold}{md(r['model'])}{bold} | {md(r['family'])} | {md(r['revision'])} | "
                      + " | ".join(md(cell_text(c, r)) for c in JUDGED) + f" | {band} |")
     return lines
-
-
-_SCORE = next(c for c in MODEL_COLUMNS if c.name == "suite_score")
 
 
 def record_section(s: Submission, submissions: list[Submission], rows: dict, thresholds: Thresholds) -> tuple[list[str], bool]:
