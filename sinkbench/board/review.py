@@ -24,7 +24,7 @@ from sinkbench.board.table import (MISSING, MODEL_COLUMNS, cell_text, format_cha
                                    md)
 from sinkbench.board.track import releases
 from sinkbench.errors import SinkbenchError
-from sinkbench.record.compare import REGRESSION, Comparison, Thresholds, compare
+from sinkbench.record.compare import REGRESSION, UNTESTED, Comparison, Thresholds, compare
 from sinkbench.record.columns import HIGHER, LOWER
 
 MARKER = "<!-- sinkbench board review -->"  # lets a CI job find and update its own earlier comment
@@ -151,11 +151,17 @@ def previous_release(submissions: list[Submission], new: Submission) -> tuple[Su
     return None, ""
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _comparison_table(comparison: Comparison) -> list[str]:
     lines = ["| column | previous | this | change | 95% interval | MDE | verdict |",
              "| --- | ---: | ---: | ---: | --- | ---: | --- |"]
     for change in comparison.columns:
         verdict = f"**{change.verdict.upper()}**" if change.verdict == REGRESSION else md(change.verdict)
+        if change.note and change.verdict == UNTESTED:  # why not, as `board compare` says it
+            verdict += f" ({md(change.note.replace(': not tested', ''))})"
         mde = "" if change.mde is None else f"{change.mde:.3f}"
         lines.append(f"| {md(heading(change.column))} | {format_value(change.column, change.before)} | "
                      f"{format_value(change.column, change.after)} | "
@@ -212,7 +218,7 @@ def record_section(s: Submission, submissions: list[Submission], rows: dict, thr
         else:
             lines += [f"Against {what}: {_name(before)} (released {md(before.release_date or 'no release date')}). "
                       f"{md(what_is_compared(comparison, before.record, s.record))} "
-                      f"{md(pairing(comparison))} {md(thresholds.describe())}.", "",
+                      f"{md(pairing(comparison))} {md(_sentence(thresholds.describe()))}.", "",
                       *_comparison_table(comparison), "",
                       f"**{md(verdict_line(comparison, thresholds, 'this record against ' + what))}**", ""]
             return lines, bool(comparison.regressions)
