@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from sinkbench.board.cli import add_commands
-from sinkbench.data.texts import read_texts
 from sinkbench.errors import SinkbenchError
 from sinkbench.files import write_json_atomic
 from sinkbench.grid.conditions import Condition
@@ -31,7 +30,8 @@ DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    # lazy on purpose: torch and transformers
+    # lazy on purpose: torch and transformers (and datasets, which read_texts' module imports)
+    from sinkbench.data.texts import read_texts
     from sinkbench.measure.models import load_model
     from sinkbench.measure.profile import profile_document, render, save_heatmap, sink_profile
 

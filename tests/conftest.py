@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 import torch
@@ -10,6 +13,10 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The board's cache (sinkbench/board/cache.py): the test session's own, not the user's, removed at the end.
+if "SINKBENCH_CACHE_DIR" not in os.environ:
+    os.environ["SINKBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="sinkbench-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SINKBENCH_CACHE_DIR"], ignore_errors=True)
 
 WORDS = (
     "the a an of to and in is was he she it they we you i that this his her on with for as at by from "

@@ -90,6 +90,15 @@ def test_table_renders_every_row(page):
     assert page.find_element(By.ID, "row-count").text == f"{len(RECORDS)} of {len(RECORDS)} records"
 
 
+def test_every_column_is_in_view_at_1400_pixels(page):
+    """The browser's window is 1400 px wide: the table fits its box, so no column is hidden past the right edge."""
+    box = page.execute_script("const b = document.getElementById('board-quick').parentElement; "
+                              "return [b.scrollWidth, b.clientWidth, b.getBoundingClientRect().right, "
+                              "document.querySelector('#board-quick thead th:last-child').getBoundingClientRect().right]")
+    scroll_width, client_width, box_right, last_right = box
+    assert scroll_width <= client_width and last_right <= box_right, box
+
+
 def test_sorting_a_column_reorders_the_rows(page):
     scores = [float(v) for v in column(page, "suite_score")]
     assert scores == sorted(scores, reverse=True)  # built order: rank band, then suite score

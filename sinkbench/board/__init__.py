@@ -13,9 +13,12 @@ Reads records only; never imports torch, transformers or lm-eval (a test checks)
 * recordplots.py a model page's charts
 * pages.py       what a model page shows (site/models/<family>/<model>/<revision>.html)
 * site.py        the static pages (Jinja2 with autoescape, templates/)
+* cache.py       work done once per content: a record file checked once, a page drawn once
 * build.py       `board build`: every output from the submissions, byte-identical on rebuild
+* review.py      `board review`: a change's records checked, the board rebuilt, Markdown for a pull request
 * comparison.py  `board compare`: sinkbench.record.compare's paired changes and verdicts, printed
 * track.py       `board track`: a family's releases, each against the one before it
 * export.py      the summary columns as Hugging Face model-index YAML
-* cli.py         `sinkbench submit`, `sinkbench board build|track|compare`, `sinkbench export`
+* tidy.py        `board export --tidy`: every per-document outcome in long form (CSV, Parquet)
+* cli.py         `sinkbench submit`, `sinkbench board build|review|track|compare|export`, `sinkbench export`
 """

@@ -12,15 +12,22 @@ import os
 from pathlib import Path
 
 from sinkbench.board import boardjson, plots, site, table
+from sinkbench.board.cache import CheckCache
 from sinkbench.board.store import MODELS, SITE, load_board, write_output
 from sinkbench.errors import SinkbenchError
 
 OUTPUTS = ("README.md", "leaderboard.csv", "board.json", "site/index.html")
 
 
-def outputs(board: Path) -> dict[str, str]:
+def outputs(board: Path, cache: CheckCache | None = None) -> dict[str, str]:
     """Every file the build writes (relative path -> text), from the board's checked submissions."""
-    submissions = load_board(board)
+    return outputs_of(load_board(board, cache))
+
+
+def outputs_of(submissions: list, board: Path | None = None, cache: CheckCache | None = None) -> dict[str, str | None]:
+    """Every file the build writes (relative path -> text), from submissions already loaded and checked. With the
+    board and a cache: None for a record's page that is on disk as this sinkbench draws it from this record (see
+    cache.py), and each page drawn is remembered."""
     frame = table.frame(submissions)
     texts = {
         "README.md": table.markdown(frame),
@@ -30,7 +37,13 @@ def outputs(board: Path) -> dict[str, str]:
     }
     names = plots.labels(submissions)
     for s in submissions:
-        texts[str(s.page)] = site.model_page(s, names[s.path])
+        label = names[s.path]
+        if cache is not None and s.digest is not None and cache.page_current(s.digest, label, Path(board) / s.page):
+            texts[str(s.page)] = None
+            continue
+        texts[str(s.page)] = site.model_page(s, label)
+        if cache is not None and s.digest is not None:
+            cache.remember_page(s.digest, label, texts[str(s.page)])
     return texts
 
 
@@ -46,16 +59,24 @@ def _stale_pages(board: Path, kept: set[str]) -> list[Path]:
     return sorted(stale)
 
 
-def build(board: Path) -> list[Path]:
-    """Check every submission (as submit does) and write the outputs; the paths written or already current."""
+def build(board: Path, cache: CheckCache | None = None) -> list[Path]:
+    """Check every submission (as submit does) and write the outputs; the paths written or already current. A
+    record file checked before, and a page drawn before from the same record, are taken from the cache (cache.py)."""
     board = Path(board)
-    texts = outputs(board)
+    cache = CheckCache.default() if cache is None else cache
+    return write_outputs(board, outputs_of(load_board(board, cache), board, cache))
+
+
+def write_outputs(board: Path, texts: dict[str, str | None]) -> list[Path]:
+    """Write what outputs_of() made (None: a page already current), remove the pages of records that left the
+    board; the paths of `texts`."""
     root = (board / SITE / MODELS).resolve()
     for name, text in texts.items():
         target = board / name
         if name.startswith(f"{SITE}/{MODELS}/") and not target.resolve().is_relative_to(root):
             raise SinkbenchError(f"{name}: the board's site folders contain a link; refusing to write through it")
-        write_output(target, text)
+        if text is not None:
+            write_output(target, text)
     for path in _stale_pages(board, set(texts)):
         path.unlink()
     for folder, _, _ in sorted(os.walk(board / SITE / MODELS, followlinks=False), reverse=True):

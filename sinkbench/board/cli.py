@@ -1,20 +1,26 @@
-"""The board's commands on sinkbench's command line: `submit`, `board build|track|compare`, `export`.
+"""The board's commands on sinkbench's command line: `submit`, `board build|review|track|compare|export`, `export`.
 
 Exit codes: 0 fine; 1 a regression found by `board track` or `board compare` (for a model team's
-CI); 2 bad input (sinkbench's main prints the SinkbenchError as one line, no traceback).
+CI; `board review` only with --fail-on-regression); 2 bad input, including a refused record in
+`board review` (sinkbench's main prints the SinkbenchError as one line, no traceback; review prints
+one line per refused record).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
-from sinkbench.board.build import OUTPUTS, build
+from sinkbench.board import review, table
+from sinkbench.board.build import OUTPUTS, build, outputs_of, write_outputs
+from sinkbench.board.cache import CheckCache
 from sinkbench.board.comparison import describe, report, same_shape
 from sinkbench.board.export import model_index_yaml
 from sinkbench.board.heatmap import difference_heatmap
 from sinkbench.board.store import load_board, read_untrusted, string_problems, submit, summarise, write_output
+from sinkbench.board.tidy import tidy_outcomes, write_tidy
 from sinkbench.board.track import releases, track
 from sinkbench.record.compare import Thresholds, compare
 from sinkbench.record.validate import problems
@@ -46,7 +52,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    written = build(Path(args.board))
+    written = build(Path(args.board), CheckCache(None) if args.no_cache else None)
     for name in OUTPUTS:
         print(f"wrote {Path(args.board) / name}")
     pages = len(written) - len(OUTPUTS)
@@ -77,6 +83,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if comparison.regressions else 0
 
 
+def _emit(markdown: str, out: str | None) -> None:
+    if out:
+        write_output(Path(out), markdown)
+        print(f"wrote {out}")
+    else:
+        print(markdown, end="")
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    board, thresholds, cache = Path(args.board), _thresholds(args), CheckCache.default()
+    changes = review.find_changes(board, args.base, args.records)
+    refused = review.check_changed(board, changes, cache)
+    if refused:
+        for line in refused:
+            print(f"sinkbench: error: {line}", file=sys.stderr)
+        _emit(review.refused_markdown(changes, refused), args.out)
+        return 2
+    try:
+        submissions = load_board(board, cache)
+        texts = outputs_of(submissions, board, cache)
+    except SinkbenchError as err:
+        _emit(review.failed_build_markdown(changes, err), args.out)
+        raise
+    current = all(text is None or ((board / name).is_file() and (board / name).read_bytes() == text.encode("utf-8"))
+                  for name, text in texts.items())
+    write_outputs(board, texts)
+    markdown, regressed = review.markdown(changes, submissions, table.frame(submissions), thresholds, current)
+    _emit(markdown, args.out)
+    return 1 if args.fail_on_regression and regressed else 0
+
+
+def cmd_board_export(args: argparse.Namespace) -> int:
+    written = write_tidy(tidy_outcomes(load_board(Path(args.board))), Path(args.tidy))
+    print(f"wrote {args.tidy} ({written}): every record's per-document outcomes, one row each")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     print(model_index_yaml(load_record(args.model_index), args.name), end="")
     return 0
@@ -105,13 +148,44 @@ def add_commands(subparsers) -> None:
     submit.add_argument("--board", default="leaderboard", help=BOARD_HELP)
     submit.set_defaults(func=cmd_submit)
 
-    board = subparsers.add_parser("board", help="build the leaderboard, track a family's releases, compare two records")
-    actions = board.add_subparsers(dest="board_command", required=True, metavar="{build,track,compare}")
+    board = subparsers.add_parser("board", help="build the leaderboard, review a change, track a family's releases, "
+                                                "compare two records, export per-document outcomes")
+    actions = board.add_subparsers(dest="board_command", required=True, metavar="{build,review,track,compare,export}")
 
     build = actions.add_parser("build", help="write README.md, leaderboard.csv, board.json, site/index.html and a page "
                                              "per record from the submissions")
     build.add_argument("--board", default="leaderboard", help=BOARD_HELP)
+    build.add_argument("--no-cache", action="store_true",
+                       help="check every record again (by default a record file is checked once per content and "
+                            "sinkbench version; the cache is $SINKBENCH_CACHE_DIR or ~/.cache/sinkbench)")
     build.set_defaults(func=cmd_build)
+
+    review_ = actions.add_parser(
+        "review", help="check the records a change adds or alters, rebuild, and write Markdown for a pull request",
+        description="For the records a change (a pull request) adds or alters: check each in full (exit 2, one line "
+                    "per refused record), rebuild the board, and write Markdown: each record's rank band and its "
+                    "comparison with the release before it (the same model's, else its family's), or, for a "
+                    "family's first record, the records nearest to it. Exit 0 otherwise (a regression is reported, "
+                    "not failed, unless --fail-on-regression).")
+    review_.add_argument("records", nargs="*", help="the changed record files (instead of --base)")
+    review_.add_argument("--base", default=None, metavar="REF|FOLDER",
+                         help="what the change is against: a git ref (the diff from its fork point with HEAD, the "
+                              "working tree and untracked files included) or a folder holding the board before")
+    review_.add_argument("--board", default="leaderboard", help=BOARD_HELP)
+    review_.add_argument("--out", default=None, metavar="FILE", help="write the Markdown here (default: stdout)")
+    review_.add_argument("--fail-on-regression", action="store_true",
+                         help="exit 1 when a changed record regresses against its previous release")
+    _add_thresholds(review_)
+    review_.set_defaults(func=cmd_review)
+
+    board_export = actions.add_parser(
+        "export", help="every record's per-document outcomes in long form (CSV, or Parquet with pyarrow)",
+        description="One row per record, condition, task, metric and document: model, family, revision, suite, "
+                    "suite_version, task, condition, doc_id, doc_hash, metric, value. For pandas and DuckDB.")
+    board_export.add_argument("--tidy", required=True, metavar="FILE",
+                              help="the file to write: .csv, or .parquet (needs pyarrow)")
+    board_export.add_argument("--board", default="leaderboard", help=BOARD_HELP)
+    board_export.set_defaults(func=cmd_board_export)
 
     track = actions.add_parser(
         "track", help="a family's releases in order with each column's change; exit 1 if the latest regresses",

@@ -52,7 +52,8 @@ def pairing(comparison: Comparison) -> str:
     return text
 
 
-def _interval(change: ColumnChange) -> str:
+def interval_text(change: ColumnChange) -> str:
+    """'-0.031 to +0.012', or '' without an interval."""
     low, high = change.change["ci_low"], change.change["ci_high"]
     if low is None or high is None:
         return ""
@@ -68,7 +69,7 @@ def column_lines(comparison: Comparison) -> list[str]:
             verdict += f" ({plain(change.note).replace(': not tested', '')})"
         lines.append(f"    {heading(change.column):<34}{format_value(change.column, change.before):>10}"
                      f"{format_value(change.column, change.after):>10}"
-                     f"{format_change(change.column, change.change['value']):>10}  {_interval(change):<20}{mde:>8}  "
+                     f"{format_change(change.column, change.change['value']):>10}  {interval_text(change):<20}{mde:>8}  "
                      f"{verdict}".rstrip())
     return lines
 
@@ -89,7 +90,7 @@ def describe_regression(change: ColumnChange, limit: float | None) -> str:
     verb = "rose" if change.change["value"] > 0 else "fell"
     limit_text = "" if limit is None else f"; limit {limit:g}"
     return (f"{heading(change.column)} {verb} by {abs(change.change['value']):.3f} ({change.before:.3f} -> "
-            f"{change.after:.3f}; 95% interval of the change {_interval(change)}{limit_text})")
+            f"{change.after:.3f}; 95% interval of the change {interval_text(change)}{limit_text})")
 
 
 def verdict_line(comparison: Comparison, thresholds: Thresholds, what: str = "B against A") -> str:

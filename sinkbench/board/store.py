@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
+from sinkbench.board.cache import CheckCache, content_digest
 from sinkbench.errors import SinkbenchError
 from sinkbench.files import field_path, write_bytes_atomic
 from sinkbench.grid.suite import SUITES
@@ -38,6 +39,7 @@ class Submission:
 
     path: PurePosixPath
     record: dict
+    digest: str | None = None  # the sha256 of the record file's bytes, where read from one (the cache's key)
 
     @property
     def name(self) -> str:
@@ -234,21 +236,28 @@ def submission_files(board: Path) -> list[Path]:
     return sorted(root.rglob("*.json")) if root.is_dir() else []
 
 
-def load_board(board: Path) -> list[Submission]:
-    """Every submission, each checked as `submit` checks it and filed where its record says; one version per suite."""
+def load_board(board: Path, cache: CheckCache | None = None) -> list[Submission]:
+    """Every submission, each checked as `submit` checks it (once per content: a file whose bytes passed under
+    this sinkbench before is in `cache`, by default the user's) and filed where its record says; one version per
+    suite."""
+    cache = CheckCache.default() if cache is None else cache
     submissions = []
     for file in submission_files(board):
         relative = PurePosixPath(file.relative_to(board).as_posix())
         if file.is_symlink() or not file.is_file():
             raise SinkbenchError(f"{relative}: not a plain file (links are not allowed on a board)")
         record = read_untrusted(file)
-        found = record_problems(record, file.read_text(encoding="utf-8"))
-        if found:
-            raise SinkbenchError(summarise(relative, found))
+        data = file.read_bytes()
+        digest = content_digest(data)
+        if not cache.passed(digest):
+            found = record_problems(record, data.decode("utf-8"))
+            if found:
+                raise SinkbenchError(summarise(relative, found))
+            cache.remember(digest)
         expected = submission_path(record)
         if relative != expected:
             raise SinkbenchError(f"{relative}: its record belongs at {expected} (family/model/revision[.suite])")
-        submissions.append(Submission(relative, record))
+        submissions.append(Submission(relative, record, digest))
     mixed = _mixed_versions(submissions)
     if mixed:
         raise SinkbenchError(f"{board}: records of several versions of suite {mixed} ({_versions(submissions)}); "

@@ -189,7 +189,7 @@ def markdown(table: pd.DataFrame) -> str:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _spreadsheet_safe(text):
+def spreadsheet_safe(text):
     """A cell a spreadsheet will not run as a formula (OWASP CSV injection): a leading ' before = + - @."""
     return "'" + text if isinstance(text, str) and text.startswith(_FORMULA_START) else text
 
@@ -199,5 +199,5 @@ def csv(table: pd.DataFrame) -> str:
     newlines in a name stay inside their cell). `by_construction` names the columns that are 0 by construction."""
     safe = table.copy()
     for name in ("family", "model", "quantization", "finetune", "revision", "device"):
-        safe[name] = safe[name].map(_spreadsheet_safe)
+        safe[name] = safe[name].map(spreadsheet_safe)
     return safe.to_csv(index=False, lineterminator="\n", float_format="%.10g")
