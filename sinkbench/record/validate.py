@@ -18,6 +18,7 @@ from sinkbench.errors import SinkbenchError
 from sinkbench.files import field_path
 from sinkbench.grid.conditions import CUSTOM, Condition, role_of
 from sinkbench.grid.suite import SUITES
+from sinkbench.record import stats
 from sinkbench.record.columns import ANALYTIC, COLUMNS, Context, measure
 from sinkbench.record.format import schema
 from sinkbench.record.link import point_biserial, quartiles
@@ -148,13 +149,31 @@ def _expected(metric: str, arrays: dict, documents: dict) -> dict | None:
         if "loglik" not in arrays or (metric in WEIGHTED and documents.get(WEIGHTED[metric]) is None):
             return None
         sizes = np.asarray(documents[WEIGHTED[metric]][:n], dtype=float) if metric in WEIGHTED else None
+        if sizes is not None and sizes.sum() <= 0:
+            return {"value": None}  # no words (bytes) in the scored documents: no perplexity
         return metric_estimate(metric, None, arrays["loglik"], sizes, bootstrap=False)
     if metric not in arrays:
         return None
     return metric_estimate(metric, arrays[metric])
 
 
-def _check_condition_scores(where: str, condition: dict, record: dict) -> list[str]:
+def _checked_outcomes(where: str, condition: dict, record: dict) -> tuple[dict[str, dict], list[str]]:
+    """Each task's per-document arrays that passed their checks (task -> {name: array}), and the problems.
+    Nothing downstream reads an outcome that is not in the first map."""
+    checked, found = {}, []
+    for task, outcome in condition["outcomes"].items():
+        documents = record["tasks"].get(task, {}).get("documents")
+        if documents is None:
+            found.append(f"{where}.outcomes.{task}: not a task of the record")
+            continue
+        arrays, problems_ = _check_outcomes(f"{where}.outcomes.{task}", task, outcome, documents)
+        found += problems_
+        if not problems_:
+            checked[task] = arrays
+    return checked, found
+
+
+def _check_condition_scores(where: str, condition: dict, record: dict, checked: dict[str, dict]) -> list[str]:
     found = []
     for task, metrics in condition["scores"].items():
         outcome = condition["outcomes"].get(task)
@@ -162,10 +181,9 @@ def _check_condition_scores(where: str, condition: dict, record: dict) -> list[s
         if outcome is None or documents is None:
             found.append(f"{where}.outcomes.{task}: scored but without per-document outcomes")
             continue
-        arrays, problems_ = _check_outcomes(f"{where}.outcomes.{task}", task, outcome, documents)
-        found += problems_
-        if problems_:
-            continue
+        if task not in checked:
+            continue  # its outcomes' problems are already named
+        arrays = checked[task]
         for metric, entry in metrics.items():
             at = f"{where}.scores.{task}.{metric}"
             if entry["n"] != outcome["n"]:
@@ -183,15 +201,17 @@ def _check_condition_scores(where: str, condition: dict, record: dict) -> list[s
     return found
 
 
-def _check_link(where: str, link: dict, condition: dict, task: str) -> list[str]:
+def _check_link(where: str, link: dict, checked: dict[str, dict], task: str) -> list[str]:
+    """A link against its task's checked per-document arrays (checked: task -> {name: array})."""
     found = []
     if sum(q["n"] for q in link["quartiles"]) != link["n"]:
         found.append(f"{where}.quartiles: documents add up to {sum(q['n'] for q in link['quartiles'])}, not n={link['n']}")
-    outcome = condition["outcomes"].get(task)
-    if outcome is None or link["metric"] not in outcome:
+    arrays = checked.get(task)
+    if arrays is None:
+        return found  # no outcomes to link, or outcomes whose problems are named already
+    if link["metric"] not in arrays:
         return found + [f"{where}: no per-document {link['metric']} to link"]
-    correct = np.asarray(outcome[link["metric"]], dtype=float)
-    alpha = np.asarray(outcome["alpha"], dtype=float)
+    correct, alpha = arrays[link["metric"]], arrays["alpha"]
     if link["n"] != len(correct):
         found.append(f"{where}.n: {link['n']} documents, but {len(correct)} were scored")
     elif link["n"] >= 4:
@@ -235,9 +255,13 @@ def _check_conditions(record: dict) -> list[str]:
         unaccounted = set(condition["tasks"]) - set(condition["scores"]) - set(condition["skipped"])
         if unaccounted:
             found.append(f"{where}.skipped: {', '.join(sorted(unaccounted))} neither scored nor said why not")
-        found += _check_condition_scores(where, condition, record)
+        checked, problems_ = _checked_outcomes(where, condition, record)
+        found += problems_ + _check_condition_scores(where, condition, record, checked)
         for task, link in condition["link"].items():
-            found += _check_link(f"{where}.link.{task}", link, condition, task)
+            if task not in condition["outcomes"]:
+                found.append(f"{where}.link.{task}: no per-document outcomes to link")
+            else:
+                found += _check_link(f"{where}.link.{task}", link, checked, task)
         twin = condition["identical_to"]
         if twin is not None:
             if twin not in names or twin == condition["name"]:
@@ -258,6 +282,12 @@ def _check_documents(record: dict) -> list[str]:
         for name in ("hashes", "words", "bytes"):
             if documents[name] is not None and len(documents[name]) != len(ids):
                 found.append(f"{where}.{name}: {len(documents[name])} entries for {len(ids)} documents")
+        for name in ("words", "bytes"):  # the denominators of word and byte perplexity
+            if documents[name] is not None:
+                array, problems_ = _numbers(f"{where}.{name}", documents[name], 0)
+                found += problems_
+                if array is not None and len(array) and array.sum() == 0:
+                    found.append(f"{where}.{name}: every document holds 0 {name}")
         if (entry["kind"] == "retrieval") != (entry["retrieval"] is not None):
             found.append(f"tasks.{task}.retrieval: set exactly for retrieval tasks")
     return found
@@ -349,7 +379,7 @@ def _check_summary(record: dict) -> list[str]:
     for column in COLUMNS:
         stated, expected = record["summary"][column.name], recomputed[column.name]
         where = f"summary.{column.name}"
-        keys = ("value", "stderr", "ci_low", "ci_high", "mde") if column.name in ANALYTIC else ("value",)
+        keys = ("value", "stderr", "ci_low", "ci_high", "mde") if column.interval == ANALYTIC else ("value",)
         for key in keys:
             if not _close(stated[key], expected[key], 1e-5):
                 found.append(f"{where}.{key}: {stated[key]} but the record's numbers give {expected[key]}")
@@ -357,6 +387,10 @@ def _check_summary(record: dict) -> list[str]:
         else:
             if stated["by_construction"] != expected["by_construction"]:
                 found.append(f"{where}.by_construction: {stated['by_construction']} but the record says otherwise")
+            mde = stats.mde(stated["stderr"]) if column.states_mde else None
+            if not _close(stated["mde"], mde, 1e-5):
+                found.append(f"{where}.mde: {stated['mde']}, but " + (f"its stderr gives {mde}" if column.states_mde
+                                                                       else "this column states no MDE"))
             found += _check_estimate(where, stated)
     return found
 
@@ -371,7 +405,10 @@ def problems(record) -> list[str]:
     found = _check_arrays(record)
     if found:
         return found
-    for check in (_check_status, _check_documents, _check_conditions, _check_profile):
+    found = _check_documents(record)
+    if found:
+        return found  # the conditions' checks read the documents' word and byte counts
+    for check in (_check_status, _check_conditions, _check_profile):
         found += check(record)
     if found:
         return found  # the summary reads what the checks above vouch for
