@@ -19,7 +19,7 @@ from sinkbench.files import field_path
 from sinkbench.grid.conditions import CUSTOM, Condition, role_of
 from sinkbench.grid.suite import SUITES
 from sinkbench.record import stats
-from sinkbench.record.columns import ANALYTIC, COLUMNS, Context, measure
+from sinkbench.record.columns import ANALYTIC, BOOTSTRAP, COLUMNS, Context, measure
 from sinkbench.record.format import schema
 from sinkbench.record.link import point_biserial, quartiles
 from sinkbench.record.scores import WEIGHTED, metric_estimate, uses_loglik
@@ -29,8 +29,20 @@ TOLERANCE = 1e-6
 
 def schema_problems(record: dict) -> list[str]:
     validator = Draft202012Validator(schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(record), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    errors = sorted((_specific(e) for e in validator.iter_errors(record)),
+                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
     return [f"{field_path(e.absolute_path)}: {_short(e.message)}" for e in errors]
+
+
+def _specific(error):
+    """A oneOf error (null or a list, null or an object) is reported at the part with the part's whole text;
+    the branch error deepest in the record names the field at fault, where one lies deeper."""
+    while error.context:
+        deepest = max(error.context, key=lambda e: len(e.absolute_path))
+        if len(deepest.absolute_path) <= len(error.absolute_path):
+            break
+        error = deepest
+    return error
 
 
 def _short(message: str, limit: int = 200) -> str:
@@ -112,7 +124,8 @@ def _check_estimate(where: str, entry: dict) -> list[str]:
     found = []
     value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
     if (low is None) != (high is None):
-        found.append(f"{where}: an interval needs both ci_low and ci_high")
+        missing = "ci_low" if low is None else "ci_high"
+        found.append(f"{where}.{missing}: null, but an interval needs both ci_low and ci_high")
     elif low is not None:
         if value is None or not low <= value <= high:
             found.append(f"{where}: interval [{low}, {high}] does not hold the value {value}")
@@ -387,6 +400,9 @@ def _check_summary(record: dict) -> list[str]:
         else:
             if stated["by_construction"] != expected["by_construction"]:
                 found.append(f"{where}.by_construction: {stated['by_construction']} but the record says otherwise")
+            if column.interval == BOOTSTRAP and stated["ci_low"] is not None and stated["stderr"] is None:
+                found.append(f"{where}.stderr: null, but a bootstrap interval comes with its standard error")
+                continue
             mde = stats.mde(stated["stderr"]) if column.states_mde else None
             if not _close(stated["mde"], mde, 1e-5):
                 found.append(f"{where}.mde: {stated['mde']}, but " + (f"its stderr gives {mde}" if column.states_mde
