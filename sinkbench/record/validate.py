@@ -19,7 +19,7 @@ from sinkbench.files import field_path
 from sinkbench.grid.conditions import CUSTOM, Condition, role_of
 from sinkbench.grid.suite import SUITES
 from sinkbench.record import stats
-from sinkbench.record.columns import ANALYTIC, BOOTSTRAP, COLUMNS, Context, measure
+from sinkbench.record.columns import ANALYTIC, BOOTSTRAP, COLUMNS, Context, eps_key, measure
 from sinkbench.record.format import schema
 from sinkbench.record.link import point_biserial, quartiles
 from sinkbench.record.scores import WEIGHTED, metric_estimate, uses_loglik
@@ -339,7 +339,7 @@ def _check_profile(record: dict) -> list[str]:
     model, profile = record["model"], record["profile"]
     layers, heads = model["n_layers"], model["n_heads"]
     found = []
-    if sorted(profile["sink_rate"]) != sorted(f"{eps:g}" for eps in profile["eps"]):
+    if sorted(profile["sink_rate"]) != sorted(eps_key(eps) for eps in profile["eps"]):
         found.append("profile.sink_rate: keys differ from profile.eps")
     found += _check_alpha_part("profile", profile, layers, heads)
     for i, point in enumerate(profile["length_sweep"]["points"]):
