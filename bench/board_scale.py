@@ -24,8 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # tests/records.py: the hand-made records
 
@@ -33,7 +31,6 @@ import records  # noqa: E402
 from sinkbench.board.build import OUTPUTS, build  # noqa: E402
 from sinkbench.board.cache import CheckCache  # noqa: E402
 from sinkbench.board.store import submission_path  # noqa: E402
-from sinkbench.record import link  # noqa: E402
 from sinkbench.record.columns import COLUMNS_BY_NAME, Context  # noqa: E402
 from sinkbench.record.format import dumps  # noqa: E402
 
@@ -50,30 +47,6 @@ FAMILIES = (
 )
 DEVICES = (("cpu", 1.0), ("cuda (NVIDIA H100 80GB)", 0.05), ("cuda (NVIDIA A10G)", 0.2))
 STANDARD_EVERY = 5  # one record in five is of the standard suite
-
-
-def fast_link(correct_by_doc: dict, alpha_by_doc: dict, seed: int = 0) -> dict:
-    """sinkbench.record.link's statistic with its bootstrap vectorised: generating 500 records would otherwise
-    spend most of its time in 1,000 Python-level correlations per task and condition (validate does not
-    recompute the interval)."""
-    result = link.sink_correctness_link({}, {}, seed)
-    docs = sorted(set(correct_by_doc) & set(alpha_by_doc))
-    correct = np.array([correct_by_doc[d] for d in docs], dtype=float)
-    alpha = np.array([alpha_by_doc[d] for d in docs], dtype=float)
-    result.update(n=len(docs), quartiles=link.quartiles(correct, alpha) if docs else [], note=None)
-    r = link.point_biserial(correct, alpha) if len(docs) >= 4 else None
-    if r is None:
-        result["note"] = "too few documents or a constant side: no correlation"
-        return result
-    picks = np.random.default_rng(seed).integers(0, len(docs), (link.N_BOOTSTRAP, len(docs)))
-    c, a = correct[picks], alpha[picks]
-    c, a = c - c.mean(axis=1, keepdims=True), a - a.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((c * c).sum(axis=1) * (a * a).sum(axis=1))
-    defined = denominator > 0
-    values = (c * a).sum(axis=1)[defined] / denominator[defined]
-    low, high = np.quantile(values, [0.025, 0.975])
-    result.update(point_biserial=r, ci_low=float(low), ci_high=float(high), n_bootstrap=int(defined.sum()))
-    return result
 
 
 def plan(count: int) -> list[dict]:
@@ -134,7 +107,6 @@ def generate(board: Path, count: int, distinct: int | None = None, realistic: bo
     """File `count` records on `board`; with `distinct`, only that many are made and the rest reuse their numbers
     under their own identity (a faster board for the browser test). Returns the seconds it took."""
     started = time.perf_counter()
-    records.sink_correctness_link = fast_link
     made: list[dict] = []
     for index, spec in enumerate(plan(count)):
         if distinct is None or index < distinct:

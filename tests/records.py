@@ -158,7 +158,7 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
     accuracy = [t for t in plan.tasks if t.kind == "accuracy"]
     for spec in plan.tasks:
         higher = {spec.primary_metric: spec.kind != "perplexity"}
-        n = docs if spec.kind == "accuracy" else retrieval_docs if spec.kind == "retrieval" else 6
+        n = docs if spec.kind == "accuracy" else retrieval_docs if spec.kind == "retrieval" else stats.MIN_UNITS
         if spec.kind == "retrieval" and spec.retrieval[1] + int(adds_bos) > max_context:
             n = 0  # beyond the context: never scored
         ids = list(range(n))

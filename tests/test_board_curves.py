@@ -3,28 +3,13 @@ read out of a record, and the chart's log axis with the 0-token prefix set one s
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 
-import numpy as np
 import pytest
 
 from board_helpers import record
 from sinkbench.board import curves, svg
 from sinkbench.board.curves import Point
-
-
-def test_mean_interval_is_students_t():
-    mean, low, high = curves.mean_interval([1.0, 2.0, 3.0])
-    half = 4.302653 * 1.0 / math.sqrt(3)  # t(0.975, 2 degrees of freedom) * sd / sqrt(n)
-    assert mean == 2.0 and low == pytest.approx(2.0 - half, abs=1e-5) and high == pytest.approx(2.0 + half, abs=1e-5)
-    assert curves.mean_interval([5.0]) == (5.0, None, None)  # one value: no interval
-
-
-def test_mean_over_tasks_adds_the_tasks_variances():
-    value, low, high = curves.mean_over_tasks([np.array([0.0, 1.0]), np.array([1.0, 1.0, 1.0, 1.0])])
-    stderr = math.sqrt(0.5 / 2 + 0.0) / 2  # sqrt(sum of var_t / n_t) / tasks
-    assert value == 0.75 and low == pytest.approx(0.75 - 1.959964 * stderr) and high == pytest.approx(0.75 + 1.959964 * stderr)
 
 
 def test_stress_curves_read_the_sweep_on_its_own_tasks():
@@ -77,11 +62,27 @@ def test_a_series_draws_its_error_bars_and_names_itself():
     assert dots.get("d").count("h0") == 2
 
 
-def test_length_sweep_interval_stays_inside_zero_and_one():
+def test_length_sweep_draws_no_bar_from_too_few_texts_and_cuts_a_bar_to_zero_and_one():
     r = record()
     points = r["profile"]["length_sweep"]["points"]
-    points[-1]["per_text"]["alpha_mean"] = [0.02, 0.30]  # two texts: the t interval (1 df) reaches below 0
-    mean, low, high = curves.mean_interval([0.02, 0.30])
-    assert low < 0
+    points[-1]["per_text"]["alpha_mean"] = [0.02, 0.30]  # two texts (the real SmolLM2 record at T=4096): no bar
     last = curves.length_sweep(r)[-1]
-    assert high > 1 and (last.value, last.low, last.high) == (pytest.approx(0.16), 0.0, 1.0)  # cut to [0, 1]
+    assert (last.value, last.low, last.high) == (pytest.approx(0.16), None, None)
+    # Eight texts, 0 x 7 and 0.8: mean 0.1, se 0.1, t(0.975, 7 df) 2.364624: [-0.136, 0.336], cut to [0, 0.336].
+    points[-1]["per_text"]["alpha_mean"] = [0.0] * 7 + [0.8]
+    last = curves.length_sweep(r)[-1]
+    assert (last.value, last.low, last.high) == (pytest.approx(0.1), 0.0, pytest.approx(0.336462, abs=1e-6))
+
+
+def test_attention_curve_refuses_a_bar_when_a_task_has_too_few_documents():
+    r = record()
+    alpha = curves.attention_curve(r)
+    assert all(p.low is not None for p in alpha)
+    sweep = curves.sweep_tasks(r)
+    task = sorted(sweep)[0]
+    for condition in curves.prefix_sweep(r):  # every condition of the sweep scored only 7 documents of one task
+        outcome = condition["outcomes"][task]
+        outcome["n"] = 7
+        for name in [k for k in outcome if k != "n"]:
+            outcome[name] = outcome[name][:7]
+    assert all(p.low is None and p.high is None for p in curves.attention_curve(r))

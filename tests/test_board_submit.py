@@ -3,19 +3,25 @@ exits 2 with the field at fault named, no traceback, and leaves the board folder
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from board_helpers import STANDARD, record, run_cli, snapshot, write, write_json
-from sinkbench.board.store import path_component, plain_strings, string_problems, submission_path
+from sinkbench.board.store import path_component, plain_strings, record_problems, string_problems, submission_path
+from sinkbench.files import field_path
 from sinkbench.grid.suite import SUITES
+from sinkbench.record import stats
 from sinkbench.record.columns import compute_summary
 from sinkbench.record.format import MAX_RECORD_BYTES, dumps
+from sinkbench.record.link import sink_correctness_link
+from sinkbench.record.scores import WEIGHTED, metric_estimate, uses_loglik
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = SUITES["quick"]
@@ -258,3 +264,167 @@ def test_the_fast_string_check_passes_a_clean_record():
     clean = record()
     clean["model"]["name"] = "line\nbreak\tand é"  # allowed: newline, tab, any letter
     assert string_problems(clean) == [] and plain_strings(dumps(clean))
+
+
+# ---- a value of the wrong type at every per-document list and every summary field of a real record ----------
+
+REAL = ROOT / "leaderboard" / "submissions" / "smollm2" / "smollm2-135m" / "b179c9523d0e.json"
+KEPT_DOCUMENTS = 24  # the real record cut to its first 24 documents per task: every list and field stays, validation is fast
+
+
+def _cut_to_first_documents(real: dict, keep: int) -> dict:
+    """The real record with each task cut to its first `keep` documents; scores, links and summary made again
+    from what is left, as `sinkbench run` makes them (the same functions, the same seeds)."""
+    cut = json.loads(json.dumps(real))
+    seed = cut["provenance"]["seed"]
+    for entry in cut["tasks"].values():
+        entry["documents"] = {name: None if values is None else values[:keep] for name, values in entry["documents"].items()}
+    for condition in cut["conditions"]:
+        for task, outcome in condition["outcomes"].items():
+            n = min(outcome["n"], keep)
+            condition["outcomes"][task] = {name: n if name == "n" else values[:n] for name, values in outcome.items()}
+            documents = cut["tasks"][task]["documents"]
+            for metric in condition["scores"][task]:
+                sizes = documents.get(WEIGHTED.get(metric, ""))
+                loglik = condition["outcomes"][task].get("loglik")
+                condition["scores"][task][metric] = metric_estimate(
+                    metric, None if uses_loglik(metric) else np.asarray(condition["outcomes"][task][metric], dtype=float),
+                    None if loglik is None else np.asarray(loglik), None if sizes is None else np.asarray(sizes[:n], dtype=float),
+                    stats.seed_for(seed, task, metric))
+        for task, link in condition["link"].items():
+            outcome = condition["outcomes"][task]
+            condition["link"][task] = {"metric": link["metric"], **sink_correctness_link(
+                dict(enumerate(outcome[link["metric"]])), dict(enumerate(outcome["alpha"])), seed=seed)}
+    cut["summary"] = compute_summary(cut)
+    return cut
+
+
+def _per_document_lists(r: dict) -> list[tuple]:
+    """The path of every per-document (per-text, per-sequence) list of a record."""
+    paths = [("tasks", task, "documents", name) for task, entry in r["tasks"].items()
+             for name, values in entry["documents"].items() if values is not None]
+    paths += [("conditions", i, "outcomes", task, name) for i, c in enumerate(r["conditions"])
+              for task, outcome in c["outcomes"].items() for name in outcome if name != "n"]
+    points = r["profile"]["length_sweep"]["points"]
+    for part in [("profile",)] + [("profile", "length_sweep", "points", i) for i in range(len(points))]:
+        per_text = r["profile"]["per_text"] if len(part) == 1 else points[part[-1]]["per_text"]
+        paths += [(*part, "per_text", "hashes"), (*part, "per_text", "alpha_mean")]
+        paths += [(*part, "per_text", "sink_rate", eps) for eps in per_text["sink_rate"]]
+    paths.append(("profile", "massive_activations", "ratio_by_text"))
+    paths += [("profile", "overmixing", variant, "last_layer_by_sequence")
+              for variant, entry in r["profile"]["overmixing"].items() if entry is not None]
+    return paths
+
+
+# Wrong values for an item of a list of numbers (ids and hashes included: a number where a string belongs
+# is tried through the nested list and the object), and for each type of summary field.
+WRONG_ITEMS = ("0.5", True, [0.5], None, {"value": 0.5})
+WRONG_FIELDS = {
+    "number": ("0.5", True, [0.5], {"value": 0.5}, None),  # None: only where the record states a number
+    "n": (None, "8", 1.5, True),
+    "method": (None, 3, ["none"]),
+    "note": (3, True, ["why"]),
+    "by_construction": (None, 0, "false"),
+}
+
+
+def _hostile_cases() -> list[tuple]:
+    """(id, path, how, wrong value): each list gets one wrong item (the kinds taken in turn) and one entry
+    too few; each summary field one wrong value of its kind (in turn)."""
+    real = json.loads(REAL.read_text(encoding="utf-8"))
+    cases = []
+    for index, path in enumerate(_per_document_lists(real)):
+        cases.append((f"{field_path(path)} item", path, "item", WRONG_ITEMS[index % len(WRONG_ITEMS)]))
+        cases.append((f"{field_path(path)} length", path, "length", None))
+    for index, (column, entry) in enumerate((c, e) for c, e in real["summary"].items()):
+        for key, stated in entry.items():
+            kind = key if key in WRONG_FIELDS else "number"
+            choices = [w for w in WRONG_FIELDS[kind] if not (w is None and kind == "number" and stated is None)]
+            cases.append((f"summary.{column}.{key}", ("summary", column, key), "set", choices[index % len(choices)]))
+    return cases
+
+
+HOSTILE_CASES = _hostile_cases() if REAL.is_file() else []
+
+
+@pytest.fixture(scope="module")
+def small_real():
+    real = json.loads(REAL.read_text(encoding="utf-8"))
+    cut = _cut_to_first_documents(real, KEPT_DOCUMENTS)
+    assert record_problems(cut) == []  # the cut record is itself a valid submission
+    return cut
+
+
+@pytest.fixture(scope="module")
+def shared_board(tmp_path_factory):
+    board = tmp_path_factory.mktemp("board")
+    filed = record(model="gemma-7b", revision="b1")
+    write(filed, board / submission_path(filed))
+    return board, snapshot(board)
+
+
+def _mutate(r: dict, path: tuple, how: str, wrong):
+    *parents, last = path
+    parent = r
+    for part in parents:
+        parent = parent[part]
+    values = parent[last]
+    if how == "set":
+        parent[last] = wrong
+    elif how == "length":
+        parent[last] = values[:-1]
+    else:
+        changed = list(values)
+        if isinstance(changed[0], list):  # texts x layers: an item of the first row
+            changed[0] = [wrong, *changed[0][1:]]
+        else:
+            changed[len(changed) // 2] = wrong
+        parent[last] = changed
+
+
+def _named(path: tuple, how: str) -> str:
+    """What the one line must name: the field; for a list one entry short, the part that holds it (the list
+    or its aligned neighbour may be the one at fault)."""
+    return field_path(path if how != "length" else path[:-1])
+
+
+def _kind(case) -> tuple:
+    """Where a case is (documents, outcomes, profile, summary), how it breaks it and with what type of value."""
+    _, path, how, wrong = case
+    return path[0] if path[0] != "conditions" else "outcomes", how, type(wrong).__name__
+
+
+ONE_OF_EACH_KIND = list({_kind(case): case for case in reversed(HOSTILE_CASES)}.values())[::-1]
+needs_real = pytest.mark.skipif(not REAL.is_file(), reason="the board's SmolLM2 record is not in this checkout")
+
+
+@needs_real
+@pytest.mark.slow
+@pytest.mark.parametrize("case", HOSTILE_CASES, ids=[c[0] for c in HOSTILE_CASES])
+def test_a_malformed_value_anywhere_is_a_problem_naming_its_path(case, small_real):
+    """Every per-document list and summary field of the real record (the checks submit and validate run,
+    in process): no exception, and the first problem names the field."""
+    _, path, how, wrong = case
+    bad = copy.deepcopy(small_real)
+    _mutate(bad, path, how, wrong)
+    found = record_problems(bad)
+    assert found and found[0].startswith(_named(path, how)), found[:3]
+
+
+@needs_real
+@pytest.mark.parametrize("case", ONE_OF_EACH_KIND, ids=[c[0] for c in ONE_OF_EACH_KIND])
+def test_a_malformed_value_is_one_line_and_exit_2_from_submit_and_validate(case, small_real, shared_board, tmp_path,
+                                                                           capsys):
+    """One case of each kind (where, how, what type) through the command line: exit 2, one line naming the field,
+    no traceback, the board untouched."""
+    _, path, how, wrong = case
+    bad = copy.deepcopy(small_real)
+    _mutate(bad, path, how, wrong)
+    file = write_json(bad, tmp_path / "bad.json")
+    board, before = shared_board
+    for argv in (["submit", file, "--board", board], ["validate", file]):
+        assert run_cli(argv) == 2, argv[0]
+        err = capsys.readouterr().err
+        assert err.startswith("sinkbench: error: ") and err.count("\n") == 1, err
+        assert f": {_named(path, how)}" in err and "Traceback" not in err, err
+    assert snapshot(board) == before

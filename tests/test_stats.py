@@ -1,6 +1,8 @@
 """Every interval and test statistic on hand-made cases whose answers were worked out by hand."""
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,8 +96,59 @@ def test_perplexities_from_per_document_log_likelihoods():
     words = np.array([5.0, 10.0, 15.0])
     word_ppl = metric_estimate("word_perplexity", None, loglik, words, seed=0)
     assert word_ppl["value"] == pytest.approx(math.exp(60 / 30))  # exp(-sum ll / sum words) = e^2
-    assert word_ppl["ci_low"] <= word_ppl["value"] <= word_ppl["ci_high"]
+    assert word_ppl["ci_low"] is None and "3 documents" in word_ppl["note"]  # three documents: no bootstrap interval
+    eight = metric_estimate("word_perplexity", None, np.tile(loglik, 3)[:8], np.tile(words, 3)[:8], seed=0)
+    assert eight["ci_low"] <= eight["value"] <= eight["ci_high"]
     bits = metric_estimate("bits_per_byte", None, loglik, words, seed=0, bootstrap=False)
     assert bits["value"] == pytest.approx(60 / (30 * math.log(2)))
     lambada = metric_estimate("perplexity", None, np.array([-1.0, -3.0]), None, bootstrap=False)
     assert lambada["value"] == pytest.approx(math.exp(2.0))  # exp(-mean ll)
+
+
+def test_mean_is_students_t_from_eight_values():
+    # 1..8: mean 4.5, sd sqrt(6) = 2.449490, se 0.866025; t(0.975, 7 df) = 2.364624, half-width 2.047825.
+    result = stats.mean(np.arange(1.0, 9.0))
+    assert result["value"] == 4.5 and result["stderr"] == pytest.approx(0.866025, abs=1e-6)
+    assert result["ci_low"] == pytest.approx(2.452175, abs=1e-6) and result["ci_high"] == pytest.approx(6.547825, abs=1e-6)
+    # Seven values: under the minimum sample, the mean alone and the reason.
+    seven = stats.mean(np.arange(1.0, 8.0), "texts")
+    assert seven["value"] == 4.0 and seven["ci_low"] is None and seven["note"].startswith("7 texts: too few")
+    # 0 x 7 and 0.8: mean 0.1, sd sqrt(0.08), se 0.1, half-width 0.236462: cut to [0, 1] at the bottom.
+    cut = stats.mean([0.0] * 7 + [0.8], within=(0.0, 1.0))
+    assert (cut["ci_low"], cut["ci_high"]) == (0.0, pytest.approx(0.336462, abs=1e-6))
+    same = stats.mean([0.5] * 8)  # no spread: the interval is the value
+    assert (same["ci_low"], same["ci_high"]) == (0.5, 0.5)
+
+
+def test_mean_of_task_means_adds_the_tasks_variances():
+    # Task A: 0, 1 four times (mean 0.5, var 2/7, var/n 0.0357143); task B: 1 x 8 (var 0).
+    # stderr sqrt(0.0357143) / 2 = 0.0944911; 0.75 -+ 1.959964 * 0.0944911 = 0.75 -+ 0.185199.
+    result = stats.mean_of_task_means([np.array([0.0, 1.0] * 4), np.ones(8)])
+    assert result["value"] == 0.75 and result["stderr"] == pytest.approx(0.0944911, abs=1e-6)
+    assert result["ci_low"] == pytest.approx(0.564801, abs=1e-6) and result["ci_high"] == pytest.approx(0.935199, abs=1e-6)
+    short = stats.mean_of_task_means([np.array([0.0, 1.0] * 4), np.ones(7)])  # a task of 7 documents
+    assert short["value"] == pytest.approx((0.5 + 1) / 2) and short["ci_low"] is None and "7 documents" in short["note"]
+
+
+def test_no_bootstrap_interval_from_fewer_than_the_minimum_sample():
+    replicates = np.linspace(0.4, 0.6, 101)  # would give [0.405, 0.595]
+    assert stats.from_replicates(0.5, replicates, stats.TEXTS, stats.MIN_UNITS)["ci_low"] == pytest.approx(0.405)
+    few = stats.from_replicates(0.5, replicates, stats.TEXTS, stats.MIN_UNITS - 1)
+    assert few["value"] == 0.5 and few["ci_low"] is None and "too few" in few["note"]
+    stratum = stats.from_replicates(0.5, replicates, stats.TEXTS, 40, fewest=2)  # 40 in all, 2 in one stratum
+    assert stratum["ci_low"] is None
+    kept = stats.with_replicates(0.5, replicates, stats.TEXTS, 40, fewest=2)
+    assert kept["replicates"] is None  # a comparison between records may not make one either
+
+
+SOURCES = Path(stats.__file__).resolve().parents[1]
+# What makes an interval: a quantile of replicates, a normal or t quantile, scipy's interval helpers, the level.
+INTERVAL_MAKERS = re.compile(r"np\.quantile|np\.percentile|\.ppf\(|\.interval\(|sps\.bootstrap|0\.95\b|0\.975\b|"
+                             r"1\.96\b|N_BOOTSTRAP\s*=|CONFIDENCE\s*=")
+
+
+def test_only_the_stats_module_makes_intervals():
+    """One home for the level, the resample count and the rule: no other module of the package makes an interval."""
+    makers = sorted(str(path.relative_to(SOURCES)) for path in SOURCES.rglob("*.py")
+                    if path != Path(stats.__file__).resolve() and INTERVAL_MAKERS.search(path.read_text(encoding="utf-8")))
+    assert makers == [], makers

@@ -94,9 +94,8 @@ def describe_regression(change: ColumnChange, limit: float | None) -> str:
 
 
 def verdict_line(comparison: Comparison, thresholds: Thresholds, what: str = "B against A") -> str:
-    limits = thresholds.limits()
     if comparison.regressions:
-        return f"REGRESSION of {what}: " + "; ".join(describe_regression(c, limits.get(c.column.name))
+        return f"REGRESSION of {what}: " + "; ".join(describe_regression(c, thresholds.limit(c.column))
                                                    for c in comparison.regressions)
     if not comparison.regression_test:
         worse = [heading(c.column) for c in comparison.columns if c.verdict == WORSE]

@@ -2,23 +2,20 @@
 
 Where the record carries an interval (scores, the summary) it is used as it is; where it carries
 the per-text or per-document values behind a mean (the length sweep, massive activations,
-first-token attention per condition) the interval is Student's t over them; where it carries
-only a mean (alpha by layer, over-mixing by layer) the point has no interval and the chart says so.
+first-token attention per condition) the interval is made here by sinkbench.record.stats, under
+its minimum-sample rule (no bar from fewer than stats.MIN_UNITS texts or documents); where it
+carries only a mean (alpha by layer, over-mixing by layer) the point has no interval and the
+chart says so.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 from sinkbench.record import stats
 from sinkbench.record.views import BASELINE, Missing, conditions_of, outcome, prefix_sweep, retrieval_curve, shared_tasks
-
-CONFIDENCE = 0.95
-T_INTERVAL = "mean with Student's t 95% interval over the values behind it"
 
 
 @dataclass(frozen=True)
@@ -33,27 +30,6 @@ def from_estimate(x: float, entry: dict | None) -> Point | None:
     if entry is None or entry["value"] is None:
         return None
     return Point(x, entry["value"], entry["ci_low"], entry["ci_high"])
-
-
-def mean_interval(values) -> tuple[float, float | None, float | None]:
-    """(mean, low, high): Student's t interval of the mean; no interval under two values."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, None, None
-    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return mean, mean - half, mean + half
-
-
-def mean_over_tasks(parts: list[np.ndarray]) -> tuple[float, float | None, float | None]:
-    """The mean over tasks of each task's document mean; stderr sqrt(sum se_t^2) / tasks, normal 95% interval."""
-    means = [float(p.mean()) for p in parts]
-    value = sum(means) / len(means)
-    if any(len(p) < 2 for p in parts):
-        return value, None, None
-    stderr = math.sqrt(sum(float(p.var(ddof=1)) / len(p) for p in parts)) / len(parts)
-    z = float(sps.norm.ppf(0.5 + CONFIDENCE / 2))
-    return value, value - z * stderr, value + z * stderr
 
 
 # ---- the stress curves --------------------------------------------------------------------
@@ -93,8 +69,9 @@ def attention_curve(record: dict, part: str = "alpha") -> list[Point]:
             parts = [outcome(condition, task, part, n) for task, (_, n) in tasks.items()]
         except Missing:
             continue
-        if parts:
-            points.append(Point(condition["spec"]["prefix_length"], *mean_over_tasks(parts)))
+        point = from_estimate(condition["spec"]["prefix_length"], stats.mean_of_task_means(parts)) if parts else None
+        if point is not None:
+            points.append(point)
     return points
 
 
@@ -194,13 +171,13 @@ def sweep_by_type(record: dict, kind: str) -> list[Point]:
 
 
 def length_sweep(record: dict) -> list[Point]:
-    """Mean α at each profiled context length T, with the t interval over the texts of that length."""
+    """Mean α at each profiled context length T, with the t interval over the texts of that length (cut to
+    [0, 1]: α is a share of attention)."""
     points = []
     for point in record["profile"]["length_sweep"]["points"]:
-        if point["per_text"]["alpha_mean"]:
-            mean, low, high = mean_interval(point["per_text"]["alpha_mean"])
-            # α is a share of attention: the t interval of a few texts is cut to [0, 1] (coverage is kept).
-            points.append(Point(point["T"], mean, None if low is None else max(0.0, low), None if high is None else min(1.0, high)))
+        entry = stats.mean(point["per_text"]["alpha_mean"], "texts", within=(0.0, 1.0))
+        if entry["value"] is not None:
+            points.append(from_estimate(point["T"], entry))
     return points
 
 
@@ -210,7 +187,7 @@ def massive_by_layer(record: dict) -> list[Point]:
     table = np.asarray(massive["ratio_by_text"], dtype=float)  # (texts, layers)
     if table.size == 0:
         return layer_curve(massive["ratio_by_layer"])
-    return [Point(layer, *mean_interval(table[:, layer])) for layer in range(table.shape[1])]
+    return [from_estimate(layer, stats.mean(table[:, layer], "texts")) for layer in range(table.shape[1])]
 
 
 def overmixing_by_layer(record: dict) -> dict[str, list[Point]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import yaml
 
+from sinkbench.record import stats
 from sinkbench.record.columns import COLUMNS, MODEL
 
 
@@ -21,7 +22,7 @@ def _uncertainty(entry: dict) -> dict | None:
     args = {key: round(entry[key], 6) for key in ("stderr", "ci_low", "ci_high") if entry[key] is not None}
     if not args:
         return None
-    return {**args, "n": entry["n"], "confidence": 0.95}
+    return {**args, "n": entry["n"], "confidence": stats.CONFIDENCE}
 
 
 def model_index(record: dict, name: str | None = None) -> dict:

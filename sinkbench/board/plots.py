@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sinkbench.board import curves, svg
 from sinkbench.board.table import heading
+from sinkbench.record import stats
 from sinkbench.record.columns import COLUMNS_BY_NAME
 
 SINK_RATE = "sink_rate_0_8"  # ε=0.3 saturates on modern models (DESIGN.md); 0.8 spreads them out
@@ -114,7 +115,7 @@ def dependence_plots(key: str, series: list[Series]) -> list[Plot]:
             placed.append((chart.x(x.value) + 8, chart.y(y.value) + 4, names[item.submission.path], item.colour))
         if not many:
             chart.labels(placed)
-        caption = (f"One point per record, with 95% intervals both ways. Up: {column.description}. "
+        caption = (f"One point per record, with {stats.LEVEL} intervals both ways. Up: {column.description}. "
                    f"Right: {x_column.description}.")
         if left_out:
             caption += (f" Left out: {left_out} record{'s' * (left_out != 1)} whose tokenizer adds no <bos>, where the "
@@ -136,19 +137,20 @@ def suite_plots(key: str, series: list[Series]) -> list[Plot]:
     plots += dependence_plots(key, series)
     plots.append(line_chart(
         f"{key}-prefix", "Suite score against stress prefix length", "Mean accuracy of the sweep tasks with <bos> "
-        "kept, for each length of unrelated text put before every example; bars: 95% intervals. A flat line: the "
+        f"kept, for each length of unrelated text put before every example; bars: {stats.LEVEL} intervals (Wilson "
+        "per task, combined as the suite score is). A flat line: the "
         "model ignores the distractor.", series, curves.prefix_curve, PREFIX_AXIS, heading(COLUMNS_BY_NAME["suite_score"]),
         x_ticks=prefixes or None))
     for family in sorted({f for r in records for f in curves.retrieval_families(r)}):
         plots.append(line_chart(
             f"{key}-retrieval-{family}", f"Retrieval accuracy against length ({family})",
             f"Accuracy of the {family} retrieval tasks with <bos> kept, at each context length the model reaches; "
-            "bars: Wilson 95% intervals.", series, lambda r, f=family: curves.retrieval_points(r, f),
+            f"bars: Wilson {stats.LEVEL} intervals.", series, lambda r, f=family: curves.retrieval_points(r, f),
             "context length (tokens, log scale)", "accuracy"))
     plots.append(line_chart(
         f"{key}-attention", "Attention to the first token against stress prefix length", "Mean over the sweep "
         "tasks' documents of each document's attention to the sequence's first token (the sink, whatever token "
-        f"it is); bars: 95% intervals ({curves.T_INTERVAL}, per task).", series, curves.attention_curve, PREFIX_AXIS,
+        f"it is); bars: the {stats.TASK_MEANS}.", series, curves.attention_curve, PREFIX_AXIS,
         "α (first token of the sequence)", x_ticks=prefixes or None))
     plots.append(line_chart(
         f"{key}-text-start", "Attention to the text's own first token against stress prefix length", "The same for "
@@ -157,7 +159,7 @@ def suite_plots(key: str, series: list[Series]) -> list[Plot]:
         PREFIX_AXIS, "α (first token of the text)", x_ticks=prefixes or None))
     plots.append(line_chart(
         f"{key}-length", "α against context length", "The profile's length sweep: mean attention to the first token "
-        "over layers, heads and queries at each profiled length; bars: t 95% intervals over the texts of that "
+        f"over layers, heads and queries at each profiled length; bars: {stats.T_MEAN}, over the texts of that "
         "length. Barbero et al.: the sink grows with context length.", series, curves.length_sweep,
         "context length T (tokens, log scale)", "mean α"))
     return plots

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sinkbench.board import curves, heatmap, svg
 from sinkbench.board.plots import PREFIX_AXIS, Plot
 from sinkbench.board.table import heading
+from sinkbench.record import stats
 from sinkbench.record.columns import COLUMNS_BY_NAME
 
 
@@ -64,21 +65,22 @@ def record_plots(record: dict) -> list[Plot]:
                "α", log_x=False, x_ticks=_layer_ticks(n_layers)),
         _chart("plot-length", "α against context length", "The length sweep: mean α over the layers where it is "
                "defined (each layer over the queries that can see the first token), heads and texts at each profiled "
-               f"length; bars: {curves.T_INTERVAL} (the texts of that length)."
-               + (" The full-layer line leaves the sliding or chunked layers out." if mixed else ""),
+               f"length; bars: {stats.T_MEAN}, over the texts of that length."
+               + (" The full-layer line leaves the sliding or chunked layers out (means only)." if mixed else ""),
                length_series, "context length T (tokens, log scale)", "mean α"),
         _chart("plot-prefix", "Suite score against stress prefix length", "Mean accuracy of the sweep tasks with "
-               "<bos> kept, per stress-prefix length; bars: 95% intervals.", [("suite score", curves.prefix_curve(record))],
+               f"<bos> kept, per stress-prefix length; bars: {stats.LEVEL} intervals (Wilson per task, combined as "
+               "the suite score is).", [("suite score", curves.prefix_curve(record))],
                PREFIX_AXIS, heading(COLUMNS_BY_NAME["suite_score"])),
         _chart("plot-retrieval", "Retrieval accuracy against length", "Accuracy of each retrieval family with <bos> "
-               "kept at each length the model reaches; bars: Wilson 95% intervals.",
+               f"kept at each length the model reaches; bars: Wilson {stats.LEVEL} intervals.",
                [(family, curves.retrieval_points(record, family)) for family in curves.retrieval_families(record)],
                "context length (tokens, log scale)", "accuracy"),
         _chart("plot-attention", "Attention to the first token against stress prefix length", "Mean over the sweep "
                "tasks' documents of each document's attention to the sequence's first token and to the text's own "
-               "first token, over the queries that can see it and the layers where it is defined; bars: 95% intervals "
-               f"({curves.T_INTERVAL}, per task)." + (" The full-layer line: the conditions' own sink metrics over the "
-                                                      "full-attention layers alone." if mixed else ""),
+               "first token, over the queries that can see it and the layers where it is defined; bars: the "
+               f"{stats.TASK_MEANS}." + (" The full-layer line: the conditions' own sink metrics over the "
+                                         "full-attention layers alone (means only)." if mixed else ""),
                attention_series, PREFIX_AXIS, "α"),
         _chart("plot-sinks-by-layer", "Attention to the first token by layer, per stress prefix", "The sink "
                "metrics of each prefix condition's own scoring passes (sinks alpha_by_layer), averaged over the sweep "
@@ -91,7 +93,7 @@ def record_plots(record: dict) -> list[Plot]:
                [(f"prefix {length}", points) for length, points in curves.sinks_by_layer(record, "text_start_by_layer")],
                "layer", "α (first token of the text)", log_x=False, x_ticks=_layer_ticks(n_layers)),
         _chart("plot-massive", "Massive activations by layer", "Top |h| over median |h| per layer (Sun et al.), mean "
-               f"over the profile's texts; bars: {curves.T_INTERVAL}.", [("top / median |h|", curves.massive_by_layer(record))],
+               f"over the profile's texts; bars: {stats.T_MEAN}.", [("top / median |h|", curves.massive_by_layer(record))],
                "layer", "ratio", log_x=False, fraction=False, x_ticks=_layer_ticks(n_layers)),
         _chart("plot-overmixing", "Over-mixing by layer", "Relative movement of the later tokens' hidden states per "
                "layer after one token is swapped, with and without <bos> in front (Barbero et al.: sinks slow the "

@@ -26,7 +26,6 @@ MODEL_COLUMNS = tuple(c for c in COLUMNS if c.kind == MODEL)
 MACHINE_COLUMNS = tuple(c for c in COLUMNS if c.kind == MACHINE)
 ARROWS = {HIGHER: "↑", LOWER: "↓"}
 BETTER = {HIGHER: "higher is better", LOWER: "lower is better"}
-DECIMALS = {"tokens/s": 0, "s": 1, "tokens": 0}  # every other unit (fractions, ratios, relative changes): 3
 MISSING = "—"
 BY_CONSTRUCTION = "0 by construction"
 
@@ -73,25 +72,21 @@ def is_missing(value) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def decimals(column: Column) -> int:
-    return DECIMALS.get(column.unit, 3)
-
-
 def format_value(column: Column, value) -> str:
-    return MISSING if is_missing(value) else f"{value:.{decimals(column)}f}"
+    return MISSING if is_missing(value) else f"{value:.{column.decimals}f}"
 
 
 def format_interval(column: Column, low, high) -> str:
     """'0.513–0.687', or '' without an interval."""
     if is_missing(low) or is_missing(high):
         return ""
-    return f"{low:.{decimals(column)}f}–{high:.{decimals(column)}f}"
+    return f"{low:.{column.decimals}f}–{high:.{column.decimals}f}"
 
 
 def format_change(column: Column, change) -> str:
     if is_missing(change):
         return ""
-    places = decimals(column)
+    places = column.decimals
     return f"{0.0 if round(change, places) == 0 else change:+.{places}f}"  # no "-0.000"
 
 

@@ -1,8 +1,12 @@
-"""The summary columns of a record: one table of name, description, unit, direction, formula and interval method.
+"""The summary columns of a record: one table holding every fact about each column.
 
 `sinkbench run` fills a record's `summary` from this table, `sinkbench validate` recomputes it
-from the record's own per-document numbers, and the board reads names, descriptions, directions
-and intervals from it. Each column is a pure function of a record (a dict as loaded from JSON).
+from the record's own per-document numbers, and the board, the report, `compare` and the
+model-card export read each column's facts here (title, unit, decimals, direction, where its
+numbers come from, how its interval is made, whether it states an MDE, whether it decides a
+regression); no other module restates them. Each column is a pure function of a record (a dict
+as loaded from JSON): it raises views.Missing, with the reason, when the record lacks the part it
+reads (the column is then null with that note); any other exception is a bug and propagates.
 
 A summary entry is an estimate (sinkbench.record.stats: value, stderr, 95% interval, method, n,
 note) plus `mde` (the minimal detectable change at 80% power, where the column states one) and
@@ -27,6 +31,11 @@ from sinkbench.record.views import (PERPLEXITY, Missing, accuracy_tasks, conditi
 
 HIGHER, LOWER, NEUTRAL = "higher", "lower", "neutral"  # which way is better; neutral: descriptive
 MODEL, MACHINE = "model", "machine"  # what a column describes: the model, or the machine that ran the record
+PROFILE, TASKS, RUN = "profile", "tasks", "run"  # where its numbers come from: the sink profile's own texts, the
+# conditions' task documents, or the whole run's timing (a machine fact)
+ANALYTIC, BOOTSTRAP, NO_INTERVAL = "analytic", "bootstrap", "none"  # how its interval is made (validate
+# recomputes an analytic one; a bootstrap one must hold its value)
+SINK_RATE_EPS = (0.3, 0.8)  # the sink-rate thresholds with a column: Gu et al. and Barbero et al.
 EFFECTIVE_THRESHOLD = 0.9  # RULER-style: accuracy kept at >= 0.9 of the shortest length's
 RETRIEVAL_WORKS = 0.5  # below this at the shortest length, retrieval fails outright
 
@@ -38,9 +47,22 @@ class Column:
     description: str  # one line
     unit: str
     direction: str  # HIGHER, LOWER or NEUTRAL
+    source: str  # PROFILE, TASKS or RUN
+    interval: str  # ANALYTIC, BOOTSTRAP or NO_INTERVAL
     formula: str  # how it is computed, in words a reader can check against the record
-    compute: Callable[[dict, "Context"], dict]  # -> an estimate (stats.estimate), mde optional
-    kind: str = MODEL
+    compute: Callable[[dict, "Context"], dict]  # -> an estimate (stats.estimate); raises Missing when it cannot
+    decimals: int = 3  # places every table prints
+    states_mde: bool = False  # the summary gives its minimal detectable change: stats.mde(stderr)
+    decides_regression: bool = False  # compare calls a real change past its threshold a regression
+
+    @property
+    def kind(self) -> str:
+        """MODEL, or MACHINE for a fact of the machine that ran the record (listed apart, never ranked)."""
+        return MACHINE if self.source == RUN else MODEL
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        return {HIGHER: True, LOWER: False}.get(self.direction)
 
 
 class Context:
@@ -94,22 +116,38 @@ def _relative_drop(ctx: Context, role: str) -> dict:
         raise Missing("the baseline suite score is 0: a relative drop is undefined")
     with np.errstate(divide="ignore", invalid="ignore"):
         replicates = np.where(base_r > 0, (base_r - worse_r) / base_r, np.nan)
-    n = sum(n for _, n in shared.values())
-    result = with_replicates((base - worse) / base, replicates, stats.PAIRED, n)
-    return {**result, "mde": stats.mde(result["stderr"])}
+    return with_replicates((base - worse) / base, replicates, stats.PAIRED, sum(n for _, n in shared.values()),
+                           fewest=min(n for _, n in shared.values()))
 
 
 # ---- the columns -------------------------------------------------------------------------
 
 
-def _profile_mean(key: str, eps: str | None = None, part: str | None = None):
-    """A mean over the profile's texts (or over the sequences of a part of it, such as random_tokens)."""
+def eps_key(eps: float) -> str:
+    """The key of a sink rate in a record: 0.3 -> '0.3' (as sinkbench.measure.metrics writes it)."""
+    return f"{eps:g}"
+
+
+def _profile_mean(eps: float | None = None, part: str | None = None):
+    """Mean over the profile's texts of each text's α (eps None) or sink rate at eps; with `part`,
+    over the sequences of that part of the profile (random_tokens)."""
+
     def compute(record, ctx):
         profile = record["profile"]
         if part is not None and profile.get(part) is None:
             raise Missing(f"the profile has no {part.replace('_', ' ')} part (a schema {record['schema_version']} record)")
         per_text = (profile[part] if part else profile)["per_text"]
-        values = np.asarray(per_text["sink_rate"][eps] if eps else per_text[key], dtype=float)
+        if eps is None:
+            values = per_text["alpha_mean"]
+        elif eps_key(eps) in per_text["sink_rate"]:
+            values = per_text["sink_rate"][eps_key(eps)]
+        else:
+            raise Missing(f"the profile has no sink rate at eps={eps_key(eps)}")
+        values = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+        if len(values) == 0:
+            raise Missing("the profile has no texts")
+        if np.isnan(values).any():
+            raise Missing("texts with no layer where the first token is visible (their α is undefined)")
         resampled = ctx.texts.means(part or "profile", values)
         return with_replicates(float(values.mean()), resampled, stats.TEXTS, len(values))
 
@@ -120,11 +158,13 @@ def _suite_score(record, ctx):
     baseline = find_condition(record, BASELINE)
     tasks = accuracy_tasks(record)
     result = suite_estimate(baseline, tasks)
-    # Against another record of the same documents whose outcomes correlate 0.5 with these (and
-    # vary as much), var(d) = var(S): the MDE of a change is (z + z_power) * stderr(S).
+    # Its MDE: against another record of the same documents whose outcomes correlate 0.5 with these
+    # (and vary as much), var(d) = var(S), so the MDE of a change is (z + z_power) * stderr(S).
     shared = shared_tasks(record, [baseline])
-    _, (replicates,) = suite_scores(ctx, [baseline], {t: shared[t] for t in tasks if t in shared})
-    return {**result, "mde": stats.mde(result["stderr"]), "replicates": replicates}
+    shared = {t: shared[t] for t in tasks if t in shared}
+    _, (replicates,) = suite_scores(ctx, [baseline], shared)
+    few = stats.too_few(min(n for _, n in shared.values()))
+    return {**result, "replicates": None if few else replicates}
 
 
 def no_bos(record: dict) -> bool:
@@ -153,9 +193,8 @@ def _bos_dependence_under_prefix(record, ctx):
         raise Missing("the suite score at the longest prefix is 0: a relative drop is undefined")
     with np.errstate(divide="ignore", invalid="ignore"):
         replicates = np.where(keep_r > 0, (keep_r - drop_r) / keep_r, np.nan)
-    result = with_replicates((keep - drop) / keep, replicates, stats.PAIRED, sum(n for _, n in shared.values()),
-                                   f"prefix={stressed['spec']['prefix_length']} tokens")
-    return {**result, "mde": stats.mde(result["stderr"])}
+    return with_replicates((keep - drop) / keep, replicates, stats.PAIRED, sum(n for _, n in shared.values()),
+                           f"prefix={stressed['spec']['prefix_length']} tokens", min(n for _, n in shared.values()))
 
 
 def _knockout_dependence(record, ctx):
@@ -176,7 +215,7 @@ def _length_robustness(record, ctx):
     lengths = ", ".join(str(c["spec"]["prefix_length"]) for c in sweep[1:])
     value = float(np.mean([v / values[0] for v in values[1:]]))
     return with_replicates(value, ratio, stats.PAIRED, sum(n for _, n in shared.values()),
-                                 f"prefix = {lengths} tokens; tasks {', '.join(shared)}")
+                           f"prefix = {lengths} tokens; tasks {', '.join(shared)}", min(n for _, n in shared.values()))
 
 
 def _first_token_attention(ctx: Context, conditions: list[dict], shared: dict[str, tuple[str, int]]):
@@ -202,7 +241,7 @@ def _sink_share(record, ctx):
     with np.errstate(divide="ignore", invalid="ignore"):
         replicates = np.where(none_r > 0, longest_r / none_r, np.nan)
     return with_replicates(longest / none, replicates, stats.PAIRED, sum(n for _, n in shared.values()),
-                                 f"prefix={last['spec']['prefix_length']} tokens over none")
+                           f"prefix={last['spec']['prefix_length']} tokens over none", min(n for _, n in shared.values()))
 
 
 def effective_length(lengths: list[int], accuracies) -> float | None:
@@ -239,10 +278,13 @@ def _effective_context(record, ctx):
         note += f"; {lengths[-1]} is the longest length tested"
     # A percentile bootstrap collapses here (a length where every document is retrieved is retrieved in
     # every resample), so the interval is the simultaneous one. The resamples still serve paired comparisons.
+    result = stats.estimate(value, None, low, high, stats.SIMULTANEOUS, n, note)
+    if stats.too_few(min(len(o) for o in outcomes)):
+        return {**result, "replicates": None}  # too few documents at some length for a bootstrap in compare
     resampler = ctx.documents
     resampled = np.stack([resampler.means(task, o) for (_, task), o in zip(curve, outcomes)], axis=1)  # (B, lengths)
     replicates = np.array([np.nan if (e := effective_length(lengths, row)) is None else e for row in resampled])
-    return {**stats.estimate(value, None, low, high, stats.SIMULTANEOUS, n, note), "replicates": replicates}
+    return {**result, "replicates": replicates}
 
 
 def effective_bounds(lengths: list[int], successes: list[float], ns: list[int]) -> tuple[float, float]:
@@ -267,6 +309,8 @@ def _streaming_gap(record, ctx):
         raise Missing(f"{task} was not scored under both window conditions")
     words, _ = perplexity_documents(record, task)
     words = words[:n]
+    if words.sum() <= 0:
+        raise Missing(f"{task}'s documents hold no words")
     ll_only, ll_kept = outcome(only, task, "loglik", n), outcome(kept, task, "loglik", n)
     value = word_perplexity(ll_only, words) / word_perplexity(ll_kept, words)
     resampler = ctx.documents
@@ -287,16 +331,14 @@ def _sink_growth(record, ctx):
         raise Missing(f"alpha at T={first['T']} is 0")
     value, note = float(b.mean() / a.mean()), f"T={last['T']} over T={first['T']}"
     fewest = min(len(a), len(b))
-    if fewest < stats.MIN_BOOTSTRAP_ITEMS:
-        # A percentile bootstrap of 2-4 texts sees only a few distinct means and understates the spread.
-        where = last["T"] if len(b) == fewest else first["T"]
-        return stats.estimate(value, n=len(a) + len(b), note=f"{note}; {fewest} texts at T={where}: too few for an "
-                                                              f"interval (a bootstrap needs {stats.MIN_BOOTSTRAP_ITEMS})")
+    few = stats.too_few(fewest, f"texts at T={last['T'] if len(b) == fewest else first['T']}")
+    if few:  # said with the length at fault, rather than from_replicates' general words
+        return {**stats.estimate(value, n=len(a) + len(b), note=f"{note}; {few}"), "replicates": None}
     resampler = ctx.texts
     with np.errstate(divide="ignore", invalid="ignore"):
         replicates = resampler.means(("sweep", last["T"]), b) / resampler.means(("sweep", first["T"]), a)
     method = f"percentile bootstrap over texts, each length resampled on its own ({stats.N_BOOTSTRAP} resamples, seeded)"
-    return with_replicates(value, replicates, method, len(a) + len(b), note)
+    return with_replicates(value, replicates, method, len(a) + len(b), note, fewest)
 
 
 def _massive(record, ctx):
@@ -344,55 +386,97 @@ def _wall_time(record, ctx):
                           note=MACHINE_NOTE)
 
 
+def _sink_rate_column(eps: float, source_paper: str) -> Column:
+    key = eps_key(eps)
+    return Column(f"sink_rate_{key.replace('.', '_')}", f"sink rate ε={key}",
+                  f"share of (layer, head) pairs whose attention to the first token exceeds {key} ({source_paper})",
+                  unit="fraction", direction=NEUTRAL, source=PROFILE, interval=BOOTSTRAP,
+                  formula=f"profile.sink_rate['{key}']: mean over texts of each text's share", compute=_profile_mean(eps))
+
+
+_FRACTION, _RATIO = "fraction", "ratio"
 COLUMNS: tuple[Column, ...] = (
-    Column("sink_rate_0_3", "sink rate ε=0.3", "share of (layer, head) pairs whose attention to the first token exceeds 0.3 (Gu et al.)",
-           "fraction", NEUTRAL, "profile.sink_rate['0.3']: mean over texts of each text's share", _profile_mean("sink_rate", "0.3")),
-    Column("sink_rate_0_8", "sink rate ε=0.8", "share of (layer, head) pairs whose attention to the first token exceeds 0.8 (Barbero et al.)",
-           "fraction", NEUTRAL, "profile.sink_rate['0.8']: mean over texts of each text's share", _profile_mean("sink_rate", "0.8")),
-    Column("alpha_mean", "mean α", "attention to the first token, averaged over the queries that can see it, the layers where it is defined, heads and texts",
-           "fraction", NEUTRAL, "profile.alpha_mean: mean over texts of each text's mean α", _profile_mean("alpha_mean")),
-    Column("random_sink_rate_0_3", "random-token sink rate ε=0.3", "the sink rate ε=0.3 on uniformly random token sequences (Gu et al.'s probe: 70-91% for GPT-2 XL to Llama-3-8B)",
-           "fraction", NEUTRAL, "profile.random_tokens.sink_rate['0.3']: mean over sequences of each one's share", _profile_mean("sink_rate", "0.3", "random_tokens")),
+    *(_sink_rate_column(eps, paper) for eps, paper in zip(SINK_RATE_EPS, ("Gu et al.", "Barbero et al."))),
+    Column("alpha_mean", "mean α", "attention to the first token, averaged over the queries that can see it, the layers where it is "
+           "defined, heads and texts",
+           unit=_FRACTION, direction=NEUTRAL, source=PROFILE, interval=BOOTSTRAP,
+           formula="profile.alpha_mean: mean over texts of each text's mean α", compute=_profile_mean()),
+    Column("random_sink_rate_0_3", "random-token sink rate ε=0.3", "the sink rate ε=0.3 on uniformly random token sequences "
+           "(Gu et al.'s probe: 70-91% for GPT-2 XL to Llama-3-8B)",
+           unit=_FRACTION, direction=NEUTRAL, source=PROFILE, interval=BOOTSTRAP,
+           formula="profile.random_tokens.sink_rate['0.3']: mean over sequences of each one's share",
+           compute=_profile_mean(SINK_RATE_EPS[0], "random_tokens")),
     Column("random_alpha_mean", "random-token mean α", "attention to the first token on uniformly random token sequences",
-           "fraction", NEUTRAL, "profile.random_tokens.alpha_mean: mean over sequences of each one's mean α", _profile_mean("alpha_mean", None, "random_tokens")),
+           unit=_FRACTION, direction=NEUTRAL, source=PROFILE, interval=BOOTSTRAP,
+           formula="profile.random_tokens.alpha_mean: mean over sequences of each one's mean α",
+           compute=_profile_mean(None, "random_tokens")),
     Column("suite_score", "suite score", "mean primary metric of the accuracy tasks with <bos> kept and no stress",
-           "fraction", HIGHER, "mean over accuracy tasks of scores[task][primary] under the baseline condition", _suite_score),
+           unit=_FRACTION, direction=HIGHER, source=TASKS, interval=ANALYTIC,
+           formula="mean over accuracy tasks of scores[task][primary] under the baseline condition", compute=_suite_score,
+           states_mde=True, decides_regression=True),
     Column("bos_dependence", "<bos> dependence", "relative drop of the suite score when <bos> is removed",
-           "fraction", LOWER, "(S(keep) - S(drop)) / S(keep); 0 when the tokenizer adds no <bos>", _bos_dependence),
-    Column("knockout_dependence", "sink-knockout dependence", "relative drop of the suite score when no query may attend to the first token, in every layer",
-           "fraction", LOWER, "(S(keep) - S(knockout=all)) / S(keep)", _knockout_dependence),
-    Column("bos_dependence_under_prefix", "<bos> dependence under stress", "relative drop of the suite score when <bos> is removed, with the longest stress prefix in front",
-           "fraction", LOWER, "(S(keep, P) - S(drop, P)) / S(keep, P) on the sweep tasks, P the longest prefix; 0 when the tokenizer adds no <bos>",
-           _bos_dependence_under_prefix),
-    Column("length_robustness", "length robustness", "suite score with a distractor prefix relative to none, averaged over the swept prefix lengths",
-           "ratio", HIGHER, "mean over swept P > 0 of S(keep, P) / S(keep, 0), on the sweep tasks and documents", _length_robustness),
-    Column("effective_context", "effective context", "the longest pass-key length whose accuracy stays >= 0.9 of the shortest length's (RULER-style)",
-           "tokens", HIGHER, "largest L with acc(l) >= 0.9 acc(shortest) for every l <= L; null when acc(shortest) < 0.5",
-           _effective_context),
-    Column("sink_share_at_longest_prefix", "sink share under stress", "attention to the sequence's first token at the longest prefix over with none",
-           "ratio", NEUTRAL, "mean document α at the longest prefix / mean document α without one, on the sweep tasks", _sink_share),
-    Column("streaming_gap", "StreamingLLM gap", "long-text perplexity with window attention only, over the same window plus 4 sink tokens",
-           "ratio", NEUTRAL, "ppl(window=W, sinks=0) / ppl(window=W, sinks=k)", _streaming_gap),
+           unit=_FRACTION, direction=LOWER, source=TASKS, interval=BOOTSTRAP,
+           formula="(S(keep) - S(drop)) / S(keep); 0 when the tokenizer adds no <bos>", compute=_bos_dependence,
+           states_mde=True, decides_regression=True),
+    Column("knockout_dependence", "sink-knockout dependence",
+           "relative drop of the suite score when no query may attend to the first token, in every layer",
+           unit=_FRACTION, direction=LOWER, source=TASKS, interval=BOOTSTRAP,
+           formula="(S(keep) - S(knockout=all)) / S(keep)", compute=_knockout_dependence,
+           states_mde=True, decides_regression=True),
+    Column("bos_dependence_under_prefix", "<bos> dependence under stress",
+           "relative drop of the suite score when <bos> is removed, with the longest stress prefix in front",
+           unit=_FRACTION, direction=LOWER, source=TASKS, interval=BOOTSTRAP,
+           formula="(S(keep, P) - S(drop, P)) / S(keep, P) on the sweep tasks, P the longest prefix; 0 when the "
+                   "tokenizer adds no <bos>", compute=_bos_dependence_under_prefix, states_mde=True),
+    Column("length_robustness", "length robustness",
+           "suite score with a distractor prefix relative to none, averaged over the swept prefix lengths",
+           unit=_RATIO, direction=HIGHER, source=TASKS, interval=BOOTSTRAP,
+           formula="mean over swept P > 0 of S(keep, P) / S(keep, 0), on the sweep tasks and documents",
+           compute=_length_robustness),
+    Column("effective_context", "effective context",
+           "the longest pass-key length whose accuracy stays >= 0.9 of the shortest length's (RULER-style)",
+           unit="tokens", decimals=0, direction=HIGHER, source=TASKS, interval=ANALYTIC,
+           formula="largest L with acc(l) >= 0.9 acc(shortest) for every l <= L; null when acc(shortest) < 0.5",
+           compute=_effective_context),
+    Column("sink_share_at_longest_prefix", "sink share under stress",
+           "attention to the sequence's first token at the longest prefix over with none",
+           unit=_RATIO, direction=NEUTRAL, source=TASKS, interval=BOOTSTRAP,
+           formula="mean document α at the longest prefix / mean document α without one, on the sweep tasks",
+           compute=_sink_share),
+    Column("streaming_gap", "StreamingLLM gap",
+           "long-text perplexity with window attention only, over the same window plus 4 sink tokens",
+           unit=_RATIO, direction=NEUTRAL, source=TASKS, interval=BOOTSTRAP,
+           formula="ppl(window=W, sinks=0) / ppl(window=W, sinks=k)", compute=_streaming_gap),
     Column("sink_growth", "sink growth with length", "mean α at the longest profiled length over mean α at 64 tokens",
-           "ratio", NEUTRAL, "length_sweep[-1].alpha_mean / length_sweep[0].alpha_mean", _sink_growth),
+           unit=_RATIO, direction=NEUTRAL, source=PROFILE, interval=BOOTSTRAP,
+           formula="length_sweep[-1].alpha_mean / length_sweep[0].alpha_mean", compute=_sink_growth),
     Column("massive_activation_ratio", "massive activation", "largest top |h| / median |h| over layers (Sun et al.)",
-           "ratio", NEUTRAL, "max over layers of the mean over texts of profile.massive_activations.ratio_by_text", _massive),
-    Column("overmixing_with_bos", "over-mixing with <bos>", "last-layer relative movement of later tokens after one token is swapped, <bos> in front",
-           "relative change", NEUTRAL, "mean over sequences of profile.overmixing.with_bos.last_layer_by_sequence", _overmixing("with_bos")),
-    Column("overmixing_without_bos", "over-mixing without <bos>", "the same with no <bos> in front (Barbero et al.: sinks slow mixing)",
-           "relative change", NEUTRAL, "mean over sequences of profile.overmixing.without_bos.last_layer_by_sequence", _overmixing("without_bos")),
+           unit=_RATIO, direction=NEUTRAL, source=PROFILE, interval=BOOTSTRAP,
+           formula="max over layers of the mean over texts of profile.massive_activations.ratio_by_text",
+           compute=_massive),
+    Column("overmixing_with_bos", "over-mixing with <bos>",
+           "last-layer relative movement of later tokens after one token is swapped, <bos> in front",
+           unit="relative change", direction=NEUTRAL, source=PROFILE, interval=BOOTSTRAP,
+           formula="mean over sequences of profile.overmixing.with_bos.last_layer_by_sequence",
+           compute=_overmixing("with_bos")),
+    Column("overmixing_without_bos", "over-mixing without <bos>",
+           "the same with no <bos> in front (Barbero et al.: sinks slow mixing)",
+           unit="relative change", direction=NEUTRAL, source=PROFILE, interval=BOOTSTRAP,
+           formula="mean over sequences of profile.overmixing.without_bos.last_layer_by_sequence",
+           compute=_overmixing("without_bos")),
     Column("throughput", "throughput", "tokens of the evaluated sequences per second, over the conditions that were computed",
-           "tokens/s", HIGHER, "sum tokens_processed / sum wall_time_s over computed conditions", _throughput, MACHINE),
+           unit="tokens/s", decimals=0, direction=HIGHER, source=RUN, interval=NO_INTERVAL,
+           formula="sum tokens_processed / sum wall_time_s over computed conditions", compute=_throughput),
     Column("wall_time_s", "wall time", "seconds spent on the computed conditions and the profile (model load excluded)",
-           "s", LOWER, "sum wall_time_s over computed conditions + profile.wall_time_s", _wall_time, MACHINE),
+           unit="s", decimals=1, direction=LOWER, source=RUN, interval=NO_INTERVAL,
+           formula="sum wall_time_s over computed conditions + profile.wall_time_s", compute=_wall_time),
 )
 COLUMNS_BY_NAME = {column.name: column for column in COLUMNS}
-MDE_COLUMNS = ("suite_score", "bos_dependence", "knockout_dependence", "bos_dependence_under_prefix")
-ANALYTIC = ("suite_score",)  # columns whose interval is a formula, not a bootstrap
 
 
 def measure(record: dict, ctx: Context | None = None) -> dict[str, dict]:
-    """Every column's estimate, with its bootstrap replicates (under "replicates") where it has them."""
+    """Every column's estimate, with its bootstrap replicates (under "replicates") where it has them.
+    A column the record cannot give (Missing) is null with the reason; any other error is a bug and raises."""
     ctx = ctx or Context(record)
     measured = {}
     for column in COLUMNS:
@@ -400,12 +484,10 @@ def measure(record: dict, ctx: Context | None = None) -> dict[str, dict]:
             entry = column.compute(record, ctx)
         except Missing as missing:
             entry = stats.estimate(None, note=str(missing))
-        except (KeyError, TypeError, IndexError) as err:  # a record without the part the column reads
-            entry = stats.estimate(None, note=f"record has no {err}")
-        entry.setdefault("mde", None)
-        entry.setdefault("by_construction", False)
+        entry["mde"] = stats.mde(entry["stderr"]) if column.states_mde else None
         if entry["mde"] is not None and not math.isfinite(entry["mde"]):
             entry["mde"] = None
+        entry.setdefault("by_construction", False)
         measured[column.name] = entry
     return measured
 
@@ -424,5 +506,6 @@ def condition_suite_score(condition: dict, record: dict) -> dict | None:
         return None
 
 
-__all__ = ["COLUMNS", "COLUMNS_BY_NAME", "Column", "HIGHER", "LOWER", "NEUTRAL", "MODEL", "MACHINE", "Missing",
-           "compute_summary", "measure", "Context", "ANALYTIC", "condition_suite_score", "conditions_of", "accuracy_tasks", "no_bos", "effective_length"]
+__all__ = ["COLUMNS", "COLUMNS_BY_NAME", "Column", "HIGHER", "LOWER", "NEUTRAL", "MODEL", "MACHINE", "PROFILE", "TASKS",
+           "RUN", "ANALYTIC", "BOOTSTRAP", "NO_INTERVAL", "SINK_RATE_EPS", "Missing", "compute_summary", "measure",
+           "Context", "condition_suite_score", "conditions_of", "accuracy_tasks", "eps_key", "no_bos", "effective_length"]

@@ -36,9 +36,12 @@ class Thresholds:
         if self.max_dependence_rise < 0 or self.max_score_drop < 0:
             raise SinkbenchError("--max-dependence-rise and --max-score-drop must be >= 0")
 
-    def limits(self) -> dict[str, float]:
-        return {"suite_score": self.max_score_drop, "bos_dependence": self.max_dependence_rise,
-                "knockout_dependence": self.max_dependence_rise}
+    def limit(self, column: Column) -> float | None:
+        """How much worse the column may get; None for a column that decides no regression. A deciding
+        column that should rise is a score, one that should fall a dependence (columns.py says which)."""
+        if not column.decides_regression:
+            return None
+        return self.max_score_drop if column.direction == HIGHER else self.max_dependence_rise
 
     def describe(self) -> str:
         return (f"regression: a real change (95% interval clear of 0) of sink dependence rising by more than "
@@ -245,7 +248,6 @@ def compare(a: dict, b: dict, thresholds: Thresholds, unpaired: bool = False, se
         ctx_a.texts = ctx_b.texts = stats.Resampler(stats.seed_for(seed, "compare texts"))
         before, after = measure(ra, ctx_a), measure(rb, ctx_b)
         paired_docs = {t: len(p) for t, (p, _) in matched.items()}
-    limits = thresholds.limits()
     columns = []
     for column in COLUMNS:
         x, y = before[column.name], after[column.name]
@@ -265,7 +267,7 @@ def compare(a: dict, b: dict, thresholds: Thresholds, unpaired: bool = False, se
                       else f"unpaired: independent bootstraps of A and B ({stats.N_BOOTSTRAP} resamples each)")
             change = stats.from_replicates(value, y["replicates"] - x["replicates"], method, max(x["n"], y["n"]))
         mde = stats.mde(change["stderr"]) if column.kind != MACHINE else None
-        verdict = _verdict(column, change, limits.get(column.name), regression_test)
+        verdict = _verdict(column, change, thresholds.limit(column), regression_test)
         columns.append(ColumnChange(column, x["value"], y["value"], change, mde, verdict, change["note"]))
     return Comparison(not unpaired, paired_docs, changed, columns, [] if unpaired else _mcnemar(a, b, matched),
                       same_model, regression_test, per_tokenizer)

@@ -4,15 +4,17 @@ For one accuracy task under one condition: each document has a correctness (0/1,
 per-sample `acc`) and the attention its requests gave the first token (mean alpha over the
 document's requests, from the same forward passes). We report accuracy by quartile of that
 attention and the point-biserial correlation (Pearson's r between the 0/1 outcome and alpha)
-with a percentile bootstrap interval over documents.
+with its percentile bootstrap interval over documents (sinkbench.record.stats: its resampler, level
+and minimum sample).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-N_BOOTSTRAP = 1000
-CONFIDENCE = 0.95
+from sinkbench.record import stats
+
+METHOD = f"percentile bootstrap over documents ({stats.N_BOOTSTRAP} resamples, seeded)"
 
 
 def point_biserial(correct: np.ndarray, alpha: np.ndarray) -> float | None:
@@ -39,20 +41,14 @@ def quartiles(correct: np.ndarray, alpha: np.ndarray) -> list[dict]:
     return groups
 
 
-def bootstrap_interval(correct: np.ndarray, alpha: np.ndarray, seed: int, n_bootstrap: int = N_BOOTSTRAP):
-    """Percentile interval of r over resampled documents; resamples with a constant side are skipped."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_bootstrap):
-        pick = rng.integers(0, len(correct), len(correct))
-        r = point_biserial(correct[pick], alpha[pick])
-        if r is not None:
-            values.append(r)
-    if len(values) < n_bootstrap // 2:
-        return None, None, len(values)
-    tail = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(values, [tail, 1 - tail])
-    return float(low), float(high), len(values)
+def resampled_correlations(correct: np.ndarray, alpha: np.ndarray, seed: int) -> np.ndarray:
+    """(N_BOOTSTRAP,) Pearson's r at each resample of the documents; NaN where a side is constant."""
+    picks = stats.Resampler(stats.seed_for(seed, "link")).indices("documents", len(correct))  # (B, n)
+    c, a = correct[picks], alpha[picks]
+    c, a = c - c.mean(axis=1, keepdims=True), a - a.mean(axis=1, keepdims=True)
+    spread = np.sqrt((c * c).sum(axis=1) * (a * a).sum(axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(spread > 0, (c * a).sum(axis=1) / spread, np.nan)
 
 
 def sink_correctness_link(correct_by_doc: dict[int, float], alpha_by_doc: dict[int, float], seed: int = 0) -> dict:
@@ -70,8 +66,9 @@ def sink_correctness_link(correct_by_doc: dict[int, float], alpha_by_doc: dict[i
         which = "correctness" if correct.std() == 0 else "first-token attention"
         result["note"] = f"{which} is the same for every document: no correlation"
         return result
-    low, high, used = bootstrap_interval(correct, alpha, seed)
-    result.update(point_biserial=r, ci_low=low, ci_high=high, n_bootstrap=used)
-    if low is None:
-        result["note"] = "too few bootstrap resamples varied on both sides for an interval"
+    replicates = resampled_correlations(correct, alpha, seed)
+    interval = stats.from_replicates(r, replicates, METHOD, len(docs))
+    used = int(np.isfinite(replicates).sum()) if interval["ci_low"] is not None else 0
+    result.update(point_biserial=r, ci_low=interval["ci_low"], ci_high=interval["ci_high"], n_bootstrap=used,
+                  note=interval["note"])
     return result

@@ -6,7 +6,7 @@ sequences of a condition, or the sink profile's own texts).
 
 from __future__ import annotations
 
-from sinkbench.record.columns import COLUMNS, MACHINE, condition_suite_score
+from sinkbench.record.columns import COLUMNS, MACHINE, PROFILE, SINK_RATE_EPS, condition_suite_score, eps_key
 from sinkbench.record.identity import describe_model
 from sinkbench.record.views import skipped_whole
 
@@ -61,7 +61,8 @@ def render_record(record: dict, load_seconds: float | None = None, elapsed_secon
              "Per condition, over its own task sequences: suite score (mean accuracy, 95% interval); attention to the",
              "first token (α) and sink rates, averaged over the queries that can see the first token and the layers",
              "where it is defined.",
-             f"{'condition':30} {'suite score':>22} {'α':>6} {'sink ε=0.3':>10} {'sink ε=0.8':>10} {'time':>9}"]
+             f"{'condition':30} {'suite score':>22} {'α':>6} "
+             + " ".join(f"{'sink ε=' + eps_key(eps):>10}" for eps in SINK_RATE_EPS) + f" {'time':>9}"]
     for condition in record["conditions"]:
         if skipped_whole(condition):
             lines.append(f"{condition['name']:30} skipped: {next(iter(condition['skipped'].values()))}")
@@ -69,8 +70,9 @@ def render_record(record: dict, load_seconds: float | None = None, elapsed_secon
         score = condition_suite_score(condition, record)
         alpha, rates = _sinks(condition)
         time = "same as " + condition["identical_to"] if condition["identical_to"] else f"{condition['wall_time_s']:.0f} s"
+        rate_cells = " ".join(f"{_fmt(rates.get(eps_key(eps))):>10}" for eps in SINK_RATE_EPS)
         lines.append(f"{condition['name']:30} {interval(score) if score else '-':>22} {_fmt(alpha):>6} "
-                     f"{_fmt(rates.get('0.3')):>10} {_fmt(rates.get('0.8')):>10} {time:>9}")
+                     f"{rate_cells} {time:>9}")
         hidden = out_of_view(condition)
         if hidden:
             what = "knockout changes nothing there; " if condition["spec"]["knockout"] else ""
@@ -81,12 +83,11 @@ def render_record(record: dict, load_seconds: float | None = None, elapsed_secon
     for column in COLUMNS:
         entry = record["summary"][column.name]
         unit = "" if column.unit in ("fraction", "ratio", "relative change") else f" {column.unit}"
-        text = interval(entry, {"s": 1, "tokens/s": 0, "tokens": 0}.get(column.unit, 3)) + unit
+        text = interval(entry, column.decimals) + unit
         notes = []
         if entry["mde"] is not None:
             notes.append(f"MDE {entry['mde']:.3f}")
-        if column.name in ("sink_rate_0_3", "sink_rate_0_8", "alpha_mean", "sink_growth", "massive_activation_ratio",
-                           "overmixing_with_bos", "overmixing_without_bos"):
+        if column.source == PROFILE:
             notes.append("profile")
         if entry["note"] and column.kind != MACHINE:
             notes.append(entry["note"])

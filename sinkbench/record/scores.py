@@ -3,7 +3,7 @@
 One place for the arithmetic that `sinkbench run` uses to write a record, that `sinkbench
 validate` uses to check one, and that the example records of the tests and benchmarks use:
 
-* acc, acc_norm and other means of 0/1 outcomes: the mean, Wilson interval;
+* acc, acc_norm and other means of 0/1 outcomes: the mean, Wilson interval; other means: Student's t;
 * perplexity (LAMBADA's): exp(-mean log-likelihood);
 * word_perplexity, byte_perplexity: exp(-sum log-likelihood / sum words or bytes);
 * bits_per_byte: -sum log-likelihood / (sum bytes * ln 2);
@@ -28,11 +28,13 @@ def uses_loglik(metric: str) -> bool:
 
 
 def perplexity_value(metric: str, loglik: np.ndarray, sizes: np.ndarray | None) -> float:
-    if metric == PERPLEXITY:
-        return math.exp(-float(loglik.mean()))
-    if metric == "bits_per_byte":
-        return -float(loglik.sum()) / (float(sizes.sum()) * math.log(2))
-    return math.exp(-float(loglik.sum()) / float(sizes.sum()))
+    """inf where exp overflows (a log-likelihood of -1e6 is a number, if not a plausible one)."""
+    with np.errstate(over="ignore"):
+        if metric == PERPLEXITY:
+            return float(np.exp(-loglik.mean()))
+        if metric == "bits_per_byte":
+            return -float(loglik.sum()) / (float(sizes.sum()) * math.log(2))
+        return float(np.exp(-loglik.sum() / sizes.sum()))
 
 
 def metric_estimate(metric: str, values: np.ndarray | None, loglik: np.ndarray | None = None,
@@ -50,12 +52,6 @@ def metric_estimate(metric: str, values: np.ndarray | None, loglik: np.ndarray |
             total_ll, total = resampler.sums(metric, loglik), resampler.sums(metric, sizes)
             replicates = -total_ll / (total * math.log(2)) if metric == "bits_per_byte" else np.exp(-total_ll / total)
         return stats.from_replicates(value, replicates, DOCUMENT_BOOTSTRAP, len(loglik))
-    n = len(values)
     if np.isin(values, (0.0, 1.0)).all():
         return stats.proportion(values)
-    mean = float(values.mean())
-    if n < 2:
-        return stats.estimate(mean, n=n, note="one document: no interval")
-    stderr = float(values.std(ddof=1) / math.sqrt(n))
-    return stats.estimate(mean, stderr, mean - stats.Z * stderr, mean + stats.Z * stderr,
-                          "normal approximation: stderr = sd / sqrt(n)", n)
+    return stats.mean(values, "documents")

@@ -18,7 +18,8 @@ from sinkbench.errors import SinkbenchError
 from sinkbench.files import field_path
 from sinkbench.grid.conditions import CUSTOM, Condition, role_of
 from sinkbench.grid.suite import SUITES
-from sinkbench.record.columns import ANALYTIC, COLUMNS, Context, measure
+from sinkbench.record import stats
+from sinkbench.record.columns import ANALYTIC, BOOTSTRAP, COLUMNS, Context, eps_key, measure
 from sinkbench.record.format import schema
 from sinkbench.record.link import point_biserial, quartiles
 from sinkbench.record.scores import WEIGHTED, metric_estimate, uses_loglik
@@ -28,8 +29,20 @@ TOLERANCE = 1e-6
 
 def schema_problems(record: dict) -> list[str]:
     validator = Draft202012Validator(schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(record), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    errors = sorted((_specific(e) for e in validator.iter_errors(record)),
+                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
     return [f"{field_path(e.absolute_path)}: {_short(e.message)}" for e in errors]
+
+
+def _specific(error):
+    """A oneOf error (null or a list, null or an object) is reported at the part with the part's whole text;
+    the branch error deepest in the record names the field at fault, where one lies deeper."""
+    while error.context:
+        deepest = max(error.context, key=lambda e: len(e.absolute_path))
+        if len(deepest.absolute_path) <= len(error.absolute_path):
+            break
+        error = deepest
+    return error
 
 
 def _short(message: str, limit: int = 200) -> str:
@@ -143,7 +156,8 @@ def _check_estimate(where: str, entry: dict) -> list[str]:
     found = []
     value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
     if (low is None) != (high is None):
-        found.append(f"{where}: an interval needs both ci_low and ci_high")
+        missing = "ci_low" if low is None else "ci_high"
+        found.append(f"{where}.{missing}: null, but an interval needs both ci_low and ci_high")
     elif low is not None:
         if value is None or not low <= value <= high:
             found.append(f"{where}: interval [{low}, {high}] does not hold the value {value}")
@@ -180,13 +194,31 @@ def _expected(metric: str, arrays: dict, documents: dict) -> dict | None:
         if "loglik" not in arrays or (metric in WEIGHTED and documents.get(WEIGHTED[metric]) is None):
             return None
         sizes = np.asarray(documents[WEIGHTED[metric]][:n], dtype=float) if metric in WEIGHTED else None
+        if sizes is not None and sizes.sum() <= 0:
+            return {"value": None}  # no words (bytes) in the scored documents: no perplexity
         return metric_estimate(metric, None, arrays["loglik"], sizes, bootstrap=False)
     if metric not in arrays:
         return None
     return metric_estimate(metric, arrays[metric])
 
 
-def _check_condition_scores(where: str, condition: dict, record: dict) -> list[str]:
+def _checked_outcomes(where: str, condition: dict, record: dict) -> tuple[dict[str, dict], list[str]]:
+    """Each task's per-document arrays that passed their checks (task -> {name: array}), and the problems.
+    Nothing downstream reads an outcome that is not in the first map."""
+    checked, found = {}, []
+    for task, outcome in condition["outcomes"].items():
+        documents = record["tasks"].get(task, {}).get("documents")
+        if documents is None:
+            found.append(f"{where}.outcomes.{task}: not a task of the record")
+            continue
+        arrays, problems_ = _check_outcomes(f"{where}.outcomes.{task}", task, outcome, documents)
+        found += problems_
+        if not problems_:
+            checked[task] = arrays
+    return checked, found
+
+
+def _check_condition_scores(where: str, condition: dict, record: dict, checked: dict[str, dict]) -> list[str]:
     found = []
     for task, metrics in condition["scores"].items():
         outcome = condition["outcomes"].get(task)
@@ -194,10 +226,9 @@ def _check_condition_scores(where: str, condition: dict, record: dict) -> list[s
         if outcome is None or documents is None:
             found.append(f"{where}.outcomes.{task}: scored but without per-document outcomes")
             continue
-        arrays, problems_ = _check_outcomes(f"{where}.outcomes.{task}", task, outcome, documents)
-        found += problems_
-        if problems_:
-            continue
+        if task not in checked:
+            continue  # its outcomes' problems are already named
+        arrays = checked[task]
         for metric, entry in metrics.items():
             at = f"{where}.scores.{task}.{metric}"
             if entry["n"] != outcome["n"]:
@@ -215,18 +246,19 @@ def _check_condition_scores(where: str, condition: dict, record: dict) -> list[s
     return found
 
 
-def _check_link(where: str, link: dict, condition: dict, task: str) -> list[str]:
+def _check_link(where: str, link: dict, checked: dict[str, dict], task: str) -> list[str]:
+    """A link against its task's checked per-document arrays (checked: task -> {name: array})."""
     found = []
     if sum(q["n"] for q in link["quartiles"]) != link["n"]:
         found.append(f"{where}.quartiles: documents add up to {sum(q['n'] for q in link['quartiles'])}, not n={link['n']}")
-    outcome = condition["outcomes"].get(task)
-    if outcome is None or link["metric"] not in outcome:
+    arrays = checked.get(task)
+    if arrays is None:
+        return found  # no outcomes to link, or outcomes whose problems are named already
+    if link["metric"] not in arrays:
         return found + [f"{where}: no per-document {link['metric']} to link"]
-    correct = np.asarray(outcome[link["metric"]], dtype=float)
-    alpha = np.asarray([np.nan if a is None else a for a in outcome["alpha"]], dtype=float)
-    if len(alpha) == len(correct):  # (misaligned lists are reported by the outcome checks)
-        defined = ~np.isnan(alpha)  # a document no query of which could see the first token is not linked
-        correct, alpha = correct[defined], alpha[defined]
+    correct, alpha = arrays[link["metric"]], arrays["alpha"]
+    defined = ~np.isnan(alpha)  # a document no query of which could see the first token is not linked
+    correct, alpha = correct[defined], alpha[defined]
     if link["n"] != len(correct):
         found.append(f"{where}.n: {link['n']} documents, but {len(correct)} were scored")
     elif link["n"] >= 4:
@@ -270,9 +302,13 @@ def _check_conditions(record: dict) -> list[str]:
         unaccounted = set(condition["tasks"]) - set(condition["scores"]) - set(condition["skipped"])
         if unaccounted:
             found.append(f"{where}.skipped: {', '.join(sorted(unaccounted))} neither scored nor said why not")
-        found += _check_condition_scores(where, condition, record)
+        checked, problems_ = _checked_outcomes(where, condition, record)
+        found += problems_ + _check_condition_scores(where, condition, record, checked)
         for task, link in condition["link"].items():
-            found += _check_link(f"{where}.link.{task}", link, condition, task)
+            if task not in condition["outcomes"]:
+                found.append(f"{where}.link.{task}: no per-document outcomes to link")
+            else:
+                found += _check_link(f"{where}.link.{task}", link, checked, task)
         twin = condition["identical_to"]
         if twin is not None:
             if twin not in names or twin == condition["name"]:
@@ -293,6 +329,12 @@ def _check_documents(record: dict) -> list[str]:
         for name in ("hashes", "words", "bytes"):
             if documents[name] is not None and len(documents[name]) != len(ids):
                 found.append(f"{where}.{name}: {len(documents[name])} entries for {len(ids)} documents")
+        for name in ("words", "bytes"):  # the denominators of word and byte perplexity
+            if documents[name] is not None:
+                array, problems_ = _numbers(f"{where}.{name}", documents[name], 0)
+                found += problems_
+                if array is not None and len(array) and array.sum() == 0:
+                    found.append(f"{where}.{name}: every document holds 0 {name}")
         if (entry["kind"] == "retrieval") != (entry["retrieval"] is not None):
             found.append(f"tasks.{task}.retrieval: set exactly for retrieval tasks")
     return found
@@ -332,7 +374,7 @@ def _check_profile(record: dict) -> list[str]:
     model, profile = record["model"], record["profile"]
     layers, heads = model["n_layers"], model["n_heads"]
     found = []
-    if sorted(profile["sink_rate"]) != sorted(f"{eps:g}" for eps in profile["eps"]):
+    if sorted(profile["sink_rate"]) != sorted(eps_key(eps) for eps in profile["eps"]):
         found.append("profile.sink_rate: keys differ from profile.eps")
     found += _check_alpha_part("profile", profile, layers, heads)
     if profile.get("random_tokens") is not None:
@@ -394,7 +436,7 @@ def _check_summary(record: dict) -> list[str]:
     for column in COLUMNS:
         stated, expected = record["summary"][column.name], recomputed[column.name]
         where = f"summary.{column.name}"
-        keys = ("value", "stderr", "ci_low", "ci_high", "mde") if column.name in ANALYTIC else ("value",)
+        keys = ("value", "stderr", "ci_low", "ci_high", "mde") if column.interval == ANALYTIC else ("value",)
         for key in keys:
             if not _close(stated[key], expected[key], 1e-5):
                 found.append(f"{where}.{key}: {stated[key]} but the record's numbers give {expected[key]}")
@@ -402,6 +444,13 @@ def _check_summary(record: dict) -> list[str]:
         else:
             if stated["by_construction"] != expected["by_construction"]:
                 found.append(f"{where}.by_construction: {stated['by_construction']} but the record says otherwise")
+            if column.interval == BOOTSTRAP and stated["ci_low"] is not None and stated["stderr"] is None:
+                found.append(f"{where}.stderr: null, but a bootstrap interval comes with its standard error")
+                continue
+            mde = stats.mde(stated["stderr"]) if column.states_mde else None
+            if not _close(stated["mde"], mde, 1e-5):
+                found.append(f"{where}.mde: {stated['mde']}, but " + (f"its stderr gives {mde}" if column.states_mde
+                                                                       else "this column states no MDE"))
             found += _check_estimate(where, stated)
     return found
 
@@ -416,7 +465,10 @@ def problems(record) -> list[str]:
     found = _check_version_parts(record) or _check_arrays(record)
     if found:
         return found
-    for check in (_check_status, _check_documents, _check_conditions, _check_profile):
+    found = _check_documents(record)
+    if found:
+        return found  # the conditions' checks read the documents' word and byte counts
+    for check in (_check_status, _check_conditions, _check_profile):
         found += check(record)
     if found:
         return found  # the summary reads what the checks above vouch for

@@ -8,8 +8,6 @@ conditions reads them here, on the documents both ran. Torch-free.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from sinkbench.grid.conditions import BASELINE, PREFIX
@@ -96,7 +94,9 @@ def perplexity_documents(record: dict, task: str) -> tuple[np.ndarray, np.ndarra
 
 
 def word_perplexity(loglik: np.ndarray, words: np.ndarray) -> float:
-    return math.exp(-float(loglik.sum()) / float(words.sum()))
+    """exp(-sum ll / sum words); inf where exp overflows."""
+    with np.errstate(over="ignore"):
+        return float(np.exp(-loglik.sum() / words.sum()))
 
 
 def prefix_sweep(record: dict) -> list[dict]:
