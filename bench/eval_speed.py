@@ -34,6 +34,7 @@ from lm_eval.tasks import TaskManager
 from sinkbench.harness.backend import BackendOptions, SinkbenchLM
 from sinkbench.harness.tasklist import default_tasks_dir
 from sinkbench.measure.models import load_model
+from sinkbench.run.plan import matrix_rate
 
 TASKS = {  # task type -> (task, default documents)
     "lambada": ("sinkbench_lambada", 300),
@@ -88,18 +89,8 @@ class Meter:
 
 
 def gemm_rate(model, tokens: int = 4096, repeats: int = 5) -> float:
-    """fp32 GEMM FLOP/s of the model's MLP shape (tokens x hidden @ hidden x intermediate), best of `repeats`."""
-    config = model.config
-    hidden, inner = config.hidden_size, getattr(config, "intermediate_size", 4 * config.hidden_size)
-    a, b = torch.randn(tokens, hidden), torch.randn(hidden, inner)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(10):
-            torch.matmul(a, b)
-        best = min(best, (time.perf_counter() - start) / 10)
-    return 2 * tokens * hidden * inner / best
+    """fp32 GEMM FLOP/s of the model's MLP shape: sinkbench.run.plan.matrix_rate, at 4096 tokens."""
+    return matrix_rate(model, tokens, repeats)
 
 
 def run_once(lm, manager, task, limit, meter):

@@ -7,7 +7,7 @@ from sinkbench.harness.tasklist import describe_tasks
 def test_groups_are_listed_apart_from_tasks_with_a_line_each():
     text = describe_tasks(default_tasks_dir())
     groups, rest = text.split("\nTasks (", 1)
-    assert "sinkbench_quick (v3.0, 8 tasks)" in groups and "sinkbench_standard (v3.0, 23 tasks)" in groups
+    assert "sinkbench_quick (v4.0, 8 tasks)" in groups and "sinkbench_standard (v3.0, 23 tasks)" in groups
     lines = {line.split()[0]: line for line in rest.splitlines()[1:] if line.strip()}
     assert "sinkbench_quick" not in lines  # a group is not a task
     assert lines["sinkbench_lambada_quick"].split()[1] == "loglikelihood"

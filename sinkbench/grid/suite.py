@@ -70,6 +70,18 @@ class ProfilePlan:
 
 
 @dataclass(frozen=True)
+class ReferenceRun:
+    """One measured run of a suite, from which a run on another machine and model is first estimated:
+    its seconds (conditions and profile, load excluded) scale with the model's linear weights and
+    inversely with the machine's fp32 matrix-product rate."""
+
+    model: str
+    seconds: float
+    matrix_gflops: float  # fp32 GEMM rate of the machine, measured as the run started
+    linear_weights: int  # the model's linear weights, the LM head excluded
+
+
+@dataclass(frozen=True)
 class Suite:
     """Tasks, the condition grid and the sink profile, versioned together.
 
@@ -89,6 +101,7 @@ class Suite:
     sink_keys: int
     profile: ProfilePlan
     knockout_long_text: bool = True  # also score the long text with the sink knocked out
+    reference: ReferenceRun | None = None  # a measured run, for the estimate a run gives before it starts
 
     def task(self, name: str) -> TaskSpec:
         return {t.name: t for t in self.tasks}[name]

@@ -24,6 +24,9 @@ from sinkbench.measure.placement import Placement
 from sinkbench.measure.weights import WeightsDescription, describe_weights
 
 
+MODEL_SOURCES = ("alias", "hub", "local", "gguf", "memory")  # where a model came from (the record schema's enum)
+
+
 @dataclass(frozen=True)
 class ModelIdentity:
     """Everything a record needs to say which model produced a number."""

@@ -6,6 +6,7 @@ whole is skipped, and the record says so ("beyond the model's context").
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -124,11 +125,46 @@ class Estimator:
         return f"about {seconds / 60:.0f} min left in the grid" if seconds >= 90 else f"about {seconds:.0f} s left in the grid"
 
 
+def matrix_rate(model, tokens: int = 2048, repeats: int = 3) -> float:
+    """fp32 matrix-product FLOP/s of this machine at the model's MLP shape (tokens x hidden @ hidden x
+    intermediate), best of `repeats`: what a CPU run's pace follows (a second or so to measure)."""
+    config = model.config
+    hidden = config.hidden_size
+    inner = getattr(config, "intermediate_size", None) or 4 * hidden
+    a, b = torch.randn(tokens, hidden), torch.randn(hidden, inner)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * tokens * hidden * inner / best
+
+
+def linear_weights(model) -> int:
+    """The model's linear weights, the LM head excluded: a token's matrix products cost twice this."""
+    head = model.get_output_embeddings()
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
+
+
+def first_estimate(suite: Suite, model, rate: float, custom: bool) -> str:
+    """What a run says before it starts: the machine's matrix rate and, for a suite's own grid with a
+    reference run, the time that run scales to here (a rough guide: the model's context, its
+    attention and its tokenizer move it; the estimate from measured conditions follows)."""
+    said = f"this machine: fp32 matrix products at {rate / 1e9:.0f} GFLOP/s"
+    reference = suite.reference
+    if reference is None or custom:
+        return said
+    seconds = reference.seconds * (reference.matrix_gflops * 1e9 / rate) * (linear_weights(model) / reference.linear_weights)
+    minutes = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    return (f"{said}; the {suite.name} suite should take about {minutes} here, model load excluded (scaled from "
+            f"{reference.model}: {reference.seconds / 60:.1f} min at {reference.matrix_gflops:.0f} GFLOP/s)")
+
+
 def attention_ratio(model) -> float:
     """Attention FLOPs per (query, key) over a token's own matrix-product FLOPs, from the model itself:
     4 x heads x head_dim x layers over 2 x its linear weights (the LM head excluded)."""
     config = model.config
-    head = model.get_output_embeddings()
-    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
+    linear = linear_weights(model)
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     return 4 * config.num_attention_heads * head_dim * config.num_hidden_layers / max(1, 2 * linear)

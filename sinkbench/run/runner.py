@@ -37,7 +37,8 @@ from sinkbench.measure.profile import profile_document, sink_profile
 from sinkbench.record.build import build_record, task_entry, write_record
 from sinkbench.run.folder import PROFILE, RECORD, ResultsFolder, rank
 from sinkbench.run.provenance import provenance, task_hashes
-from sinkbench.run.plan import Estimator, attention_ratio, beyond_context, fitting_prefix, plan_cells
+from sinkbench.run.plan import (Estimator, attention_ratio, beyond_context, first_estimate, fitting_prefix, matrix_rate,
+                                plan_cells)
 from sinkbench.run.results import FORMAT, condition_document, identical_document, record_entry, skipped_document
 
 
@@ -255,6 +256,8 @@ def _run(config, suite, cells, folder, session, missing, data_dir, log) -> Path 
             estimator = Estimator(attention_ratio(loaded.model))
             for earlier, done in documents:
                 estimator.learn(earlier, done)
+            if not documents and rank0 and loaded.input_device.type == "cpu":
+                log(first_estimate(suite, loaded.model, matrix_rate(loaded.model), config.cells is not None))
         folder.check_identity({"weights_sha256": loaded.identity.weights_sha256, "revision": loaded.identity.revision},
                               config.model)
         baseline = next((d for c, d in documents if c.role == BASELINE), None)
