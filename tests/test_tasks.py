@@ -51,6 +51,7 @@ def test_each_task_builds_its_documents_with_the_declared_loader(task):
     """The YAML's custom_dataset, as lm-eval resolves it (includes followed, utils.py loaded), is the
     declared loader: the function whose module the task hash covers."""
     declaration = catalog.declaration_of(task)
+    assert declaration is not None, f"{task} is not declared in sinkbench.grid.catalog"
     config = load_yaml(MANAGER.task_index[task].yaml_path)
     module, function = declaration.loader.split(":")
     assert config["custom_dataset"] is getattr(importlib.import_module(module), function)
