@@ -19,7 +19,7 @@ from sinkbench.errors import SinkbenchError
 from sinkbench.files import write_json_atomic
 from sinkbench.grid.conditions import Condition
 from sinkbench.grid.suite import SUITES, ProfilePlan, custom_grid, get_suite
-from sinkbench.harness.tasklist import default_tasks_dir, describe_tasks
+from sinkbench.harness.tasklist import default_tasks_dir, describe_tasks, write_groups
 from sinkbench.measure.placement import DEVICE_MAPS, Placement
 from sinkbench.record.format import read_record
 from sinkbench.record.identity import describe_model
@@ -162,6 +162,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    if args.write_groups:
+        changed = write_groups(default_tasks_dir())
+        print("\n".join(f"wrote {path}" for path in changed) or "the group files are up to date")
+        return 0
     print(describe_tasks(default_tasks_dir()), end="")
     return 0
 
@@ -235,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
 
     tasks = sub.add_parser("tasks", help="list sinkbench's tasks and groups")
+    tasks.add_argument("--write-groups", action="store_true",
+                       help="(developers) rewrite tasks/groups/ from the suites, after a task is declared or a suite changes")
     tasks.set_defaults(func=cmd_tasks)
 
     add_commands(sub)  # submit, board build/track/compare, export

@@ -15,6 +15,7 @@ import json
 import math
 import random
 
+from sinkbench.grid import catalog
 from sinkbench.grid.conditions import BOS_DROP, BOS_DROP_PREFIX, KNOCKOUT, PREFIX, WINDOW_ONLY, WINDOW_SINKS
 from sinkbench.grid.suite import SUITES
 from sinkbench.record import stats
@@ -155,18 +156,18 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
             "robustness": robustness}
     rng = random.Random(f"record-{seed}")
     tasks, lists, difficulty = {}, {}, {}
-    accuracy = [t for t in plan.tasks if t.kind == "accuracy"]
+    accuracy = [t for t in plan.tasks if t.kind == catalog.ACCURACY]
     for spec in plan.tasks:
-        higher = {spec.primary_metric: spec.kind != "perplexity"}
-        n = docs if spec.kind == "accuracy" else retrieval_docs if spec.kind == "retrieval" else stats.MIN_UNITS
-        if spec.kind == "retrieval" and spec.retrieval[1] + int(adds_bos) > max_context:
+        higher = {spec.primary_metric: spec.kind != catalog.PERPLEXITY}
+        n = docs if spec.kind == catalog.ACCURACY else retrieval_docs if spec.kind == catalog.RETRIEVAL else stats.MIN_UNITS
+        if spec.kind == catalog.RETRIEVAL and spec.retrieval[1] + int(adds_bos) > max_context:
             n = 0  # beyond the context: never scored
         ids = list(range(n))
         lists[spec.name] = {"ids": ids, "hashes": [_hash(spec.name, i) for i in ids],
-                            "words": [700 + 10 * i for i in ids] if spec.kind == "perplexity" else None,
-                            "bytes": [4000 + 50 * i for i in ids] if spec.kind == "perplexity" else None}
+                            "words": [700 + 10 * i for i in ids] if spec.kind == catalog.PERPLEXITY else None,
+                            "bytes": [4000 + 50 * i for i in ids] if spec.kind == catalog.PERPLEXITY else None}
         difficulty[spec.name] = _difficulties(n, random.Random(f"{seed}-{spec.name}")) if n else []
-        if spec.kind == "perplexity":
+        if spec.kind == catalog.PERPLEXITY:
             higher = {"word_perplexity": False, "byte_perplexity": False, "bits_per_byte": False}
         tasks[spec.name] = task_entry(spec, higher, lists[spec.name])
     conditions = []
@@ -183,8 +184,8 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
             kind = plan.task(task).kind
             n = len(lists[task]["ids"])
             if cell.limit is not None:
-                n = min(n, cell.limit if kind == "accuracy" else n)
-            if spec.prefix_length and kind == "accuracy":
+                n = min(n, cell.limit if kind == catalog.ACCURACY else n)
+            if spec.prefix_length and kind == catalog.ACCURACY:
                 n = min(n, sweep_docs)
             if n == 0 or (spec.prefix_length and spec.prefix_length + 200 > max_context):
                 skipped[task] = f"beyond the model's context: {max_context} tokens"
@@ -194,7 +195,7 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
             outcome: dict = {"n": n, "alpha": alpha}
             if fixed:
                 outcome["text_start"] = [round(a / 4, 6) for a in alpha]
-            if kind == "perplexity":
+            if kind == catalog.PERPLEXITY:
                 ppl = PERPLEXITY.get(cell.role, 20.0 * (1 + spec.prefix_length / 8192))
                 words = lists[task]["words"][:n]
                 outcome["loglik"] = [round(-w * math.log(ppl) * (1 + 0.05 * (x - 0.5)), 6) for w, x in zip(words, u)]
@@ -206,7 +207,7 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
                                 for name, sizes in (("word_perplexity", sizes_w), ("byte_perplexity", sizes_b),
                                                     ("bits_per_byte", sizes_b))}
             else:
-                if kind == "retrieval":
+                if kind == catalog.RETRIEVAL:
                     length = plan.task(task).retrieval[1]
                     p = retrieval[min(len(retrieval) - 1, [512 * 2 ** i for i in range(8)].index(length))]
                 else:

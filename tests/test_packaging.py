@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sinkbench.grid.suite import SUITES
 from sinkbench.harness.tasklist import collect, describe_tasks, short_description
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +123,9 @@ def test_describe_tasks_descriptions_and_counts():
     """Beyond tests/test_tasklist.py: where descriptions come from, and document counts."""
     text = describe_tasks(TASKS)
     groups, tasks = text.split("\nTasks (")
-    assert "sinkbench_quick (v4.0, 8 tasks): The quick suite" in groups and "(not found)" not in groups
+    quick = SUITES["quick"]
+    assert f"sinkbench_quick (v{quick.version}, {len(quick.tasks)} tasks): The quick suite" in groups
+    assert "(not found)" not in groups
     lines = {line.split()[0]: line for line in tasks.splitlines()[1:]}
     assert len(lines) == len(collect(TASKS)[1])
     assert lines["sinkbench_passkey_quick_512"].split()[1:3] == ["loglikelihood", "v2.0"]

@@ -8,6 +8,7 @@ import pytest
 
 from lm_tasks import write_tasks
 from sinkbench.cli import main
+from sinkbench.grid.catalog import ACCURACY, PERPLEXITY, RETRIEVAL
 from sinkbench.grid.conditions import BASELINE, BOS_DROP, KNOCKOUT, WINDOW_ONLY, WINDOW_SINKS, Condition
 from sinkbench.errors import SinkbenchError
 from sinkbench.grid.suite import GridCell, custom_grid, get_suite
@@ -75,7 +76,7 @@ def test_run_writes_a_valid_record_with_every_part(tiny_model_dir, tasks_dir, tm
     assert keep["sinks"]["tiny_choice"]["n_requests"] == 8  # 3 + 2 + 3 choices
     assert keep["first_tokens"] == [{"id": 2, "token": "<bos>", "count": keep["first_tokens"][0]["count"]}]
     assert set(keep["link"]) == {"tiny_cloze", "tiny_choice"}  # accuracy tasks only
-    assert record["tasks"]["tiny_rolling"]["kind"] == "perplexity"
+    assert record["tasks"]["tiny_rolling"]["kind"] == PERPLEXITY
     profile = record["profile"]
     assert [p["T"] for p in profile["length_sweep"]["points"]] == [16, 64]
     assert len(profile["alpha_by_head"]) == 2 and len(profile["alpha_by_head"][0]) == 4
@@ -206,19 +207,8 @@ def test_each_suite_grid_holds_every_role_the_columns_read(name):
     dropped = next(c for c in grid if c.role == BOS_DROP_PREFIX)
     assert dropped.condition.prefix_length == max(suite.prefix_lengths) and set(dropped.tasks) == sweep_tasks
     assert all(c.tasks == (suite.long_text_task,) for c in grid if c.role in (WINDOW_ONLY, WINDOW_SINKS))
-    retrieval = [t for t in suite.tasks if t.kind == "retrieval"]
+    retrieval = [t for t in suite.tasks if t.kind == RETRIEVAL]
     assert [t.retrieval[1] for t in retrieval if t.retrieval[0] == "passkey"][0] == 512  # the curve starts at 512
-
-
-def test_the_suites_match_the_lm_eval_groups():
-    import yaml
-
-    from sinkbench.harness.tasklist import default_tasks_dir
-
-    for name in ("quick", "standard"):
-        group = yaml.safe_load((default_tasks_dir() / "groups" / f"sinkbench_{name}.yaml").read_text())
-        assert set(group["task"]) == {t.name for t in get_suite(name).tasks}, name
-        assert str(group["metadata"]["version"]) == get_suite(name).version, name  # one version, not two
 
 
 def test_run_cli_errors_are_one_line(capsys, tmp_path):
@@ -405,9 +395,9 @@ def test_a_task_outside_the_suites_is_judged_by_its_name_and_metrics():
 
     suite = get_suite("quick")
     mine = task_spec(suite, "my_cloze", {"acc,none": 0.5})  # the user's own task brings its own data
-    assert (mine.kind, mine.needs_data) == ("accuracy", False)
+    assert (mine.kind, mine.needs_data) == (ACCURACY, False)
     ours = task_spec(suite, "sinkbench_lambada", {"acc,none": 0.5})  # sinkbench's reads its data directory
-    assert (ours.kind, ours.needs_data) == ("accuracy", True)
+    assert (ours.kind, ours.needs_data) == (ACCURACY, True)
     passkey = task_spec(suite, "sinkbench_passkey_777", {"acc,none": 1.0})
-    assert (passkey.kind, passkey.needs_data, passkey.retrieval) == ("retrieval", False, ("passkey", 777))
+    assert (passkey.kind, passkey.needs_data, passkey.retrieval) == (RETRIEVAL, False, ("passkey", 777))
     assert task_spec(suite, "my_long_text", {"word_perplexity,none": 9.0}).needs_data is False

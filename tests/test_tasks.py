@@ -1,32 +1,111 @@
-"""The task suite: every task runs, data is checked, ARC is repaired, generators are deterministic."""
+"""The tasks: each declared once and its YAML checked against the declaration, every task runs, data is
+checked, ARC is repaired, generators are deterministic, the task hash covers what builds the documents."""
 
+import importlib
 import json
 import shutil
+from pathlib import Path
+from types import SimpleNamespace
 
 import lm_eval
 import pytest
 from lm_eval.tasks import TaskManager
+from lm_eval.tasks._yaml_loader import load_yaml  # how lm-eval reads a task YAML: includes, !function
 
 from conftest import make_tokenizer
 from sinkbench.data import tasks as taskdata
+from sinkbench.grid import catalog
+from sinkbench.grid.suite import SUITES
 from sinkbench.harness.backend import SinkbenchLM
-from sinkbench.data.datadir import data_file, resolve_data_dir
+from sinkbench.data.datadir import KNOWN_FILES, LONG_TEXT, data_file, resolve_data_dir
 from sinkbench.errors import SinkbenchError
-from sinkbench.harness.tasklist import default_tasks_dir
+from sinkbench.harness.tasklist import default_tasks_dir, group_name
 from sinkbench.data.synthetic import count_tokens, generate
+from sinkbench.run.provenance import task_hashes
 
 MANAGER = TaskManager(include_path=str(default_tasks_dir()), include_defaults=False)
 TASKS = sorted(MANAGER.all_subtasks)
 GROUPS = sorted(MANAGER.all_groups)
 
 
-def test_suite_has_the_expected_tasks_and_groups():
-    expected = {"sinkbench_lambada", "sinkbench_piqa", "sinkbench_arc_easy", "sinkbench_arc_challenge",
-                "sinkbench_copa", "sinkbench_winogrande", "sinkbench_openbookqa", "sinkbench_boolq",
-                "sinkbench_passkey", "sinkbench_kv_retrieval", "sinkbench_book_ppl",
-                "sinkbench_quick", "sinkbench_standard"}
-    assert expected <= set(TASKS) | set(GROUPS)
-    assert all(name.startswith("sinkbench_") for name in TASKS + GROUPS)
+def test_every_task_yaml_is_declared_and_every_declaration_has_its_yamls():
+    """sinkbench.grid.catalog is the one list of tasks: lm-eval's index of tasks/ holds exactly its
+    families and their variants, and one group per suite."""
+    declared = [name for declaration in catalog.TASKS for name in declaration.task_names]
+    assert len(declared) == len(set(declared))  # no task in two families
+    assert set(TASKS) == set(declared)
+    assert set(GROUPS) == {group_name(suite) for suite in SUITES.values()}
+    for declaration in catalog.TASKS:
+        assert declaration.kind in (catalog.ACCURACY, catalog.RETRIEVAL, catalog.PERPLEXITY), declaration.name
+        assert {use.suite for use in declaration.uses} <= set(SUITES), declaration.name
+        assert all((use.length is not None) == (declaration.kind == catalog.RETRIEVAL) for use in declaration.uses)
+
+
+# What lm-eval must be asked for each kind, and the metric the suite reads from it.
+OUTPUT_TYPES = {catalog.ACCURACY: {"multiple_choice", "loglikelihood"}, catalog.RETRIEVAL: {"loglikelihood"},
+                catalog.PERPLEXITY: {"loglikelihood_rolling"}}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_each_task_builds_its_documents_with_the_declared_loader(task):
+    """The YAML's custom_dataset, as lm-eval resolves it (includes followed, utils.py loaded), is the
+    declared loader: the function whose module the task hash covers."""
+    declaration = catalog.declaration_of(task)
+    assert declaration is not None, f"{task} is not declared in sinkbench.grid.catalog"
+    config = load_yaml(MANAGER.task_index[task].yaml_path)
+    module, function = declaration.loader.split(":")
+    assert config["custom_dataset"] is getattr(importlib.import_module(module), function)
+    assert declaration.primary_metric in {m["metric"] for m in config["metric_list"]}
+    assert config["output_type"] in OUTPUT_TYPES[declaration.kind]
+
+
+def test_a_suite_use_with_a_length_asks_for_that_length():
+    for declaration in catalog.TASKS:
+        for use in declaration.uses:
+            if use.length is not None:
+                config = load_yaml(MANAGER.task_index[use.task].yaml_path, resolve_func=False)
+                assert config["metadata"]["max_seq_lengths"] == [use.length], use.task
+
+
+def test_the_data_checksums_are_the_declared_files():
+    assert KNOWN_FILES == catalog.data_files()
+    assert set(taskdata.BOOKS.values()) <= {path for path, _ in catalog.declaration_of("sinkbench_book_ppl").data_files}
+    assert LONG_TEXT in KNOWN_FILES  # the stress prefix's source
+    assert all(len(sha256) == 64 for sha256 in KNOWN_FILES.values())
+
+
+@pytest.mark.needs_data
+def test_every_declared_data_file_is_in_the_data_directory_with_its_checksum():
+    for relative in KNOWN_FILES:
+        assert data_file(relative).is_file()  # data_file raises on a missing or altered file
+
+
+def _hash_of(task, yaml_path, monkeypatch, loader_source):
+    monkeypatch.setattr(catalog.TaskDeclaration, "source_paths", lambda self: [str(loader_source)])
+    return task_hashes({task: SimpleNamespace(yaml_path=yaml_path)}, [task])[task]
+
+
+def test_the_task_hash_covers_the_loader_and_every_included_yaml(tmp_path, monkeypatch):
+    folder = tmp_path / "longcontext"
+    shutil.copytree(default_tasks_dir() / "longcontext", folder)
+    loader = tmp_path / "loader.py"
+    loader.write_text("def load(): return 1\n")
+    task, yaml_path = "sinkbench_kv_retrieval_512", folder / "sinkbench_kv_retrieval_512.yaml"
+    first = _hash_of(task, yaml_path, monkeypatch, loader)
+    assert _hash_of(task, yaml_path, monkeypatch, loader) == first
+    loader.write_text("def load(): return 2\n")  # the code that builds the documents changed
+    second = _hash_of(task, yaml_path, monkeypatch, loader)
+    assert second != first
+    base = folder / "sinkbench_passkey.yaml"  # two includes away: kv_retrieval_512 -> kv_retrieval -> passkey
+    base.write_text(base.read_text().replace('doc_to_text: "{{context}}"', 'doc_to_text: "{{context}} "'))
+    assert _hash_of(task, yaml_path, monkeypatch, loader) != second
+    # A task sinkbench does not declare is hashed from its files alone.
+    assert _hash_of("my_task", yaml_path, monkeypatch, loader) == _hash_of("my_task", yaml_path, monkeypatch, base)
+
+
+def test_the_declared_loader_modules_are_found():
+    for declaration in catalog.TASKS:
+        assert all(Path(path).is_file() for path in declaration.source_paths()), declaration.name
 
 
 @pytest.mark.needs_data
@@ -46,14 +125,6 @@ def test_every_task_runs_on_a_tiny_model(tiny_model_dir):
         assert result["higher_is_better"][task], task
     sinks = result["config"]["sinkbench"]["sink_metrics"]
     assert set(sinks) >= {"sinkbench_lambada", "sinkbench_passkey"}
-
-
-def test_groups_list_only_existing_tasks():
-    import yaml
-
-    for group in GROUPS:
-        config = yaml.safe_load((default_tasks_dir() / "groups" / f"{group}.yaml").read_text())
-        assert len(config["task"]) >= 6 and set(config["task"]) <= set(TASKS), group
 
 
 @pytest.mark.parametrize("kind", ["passkey", "kv"])

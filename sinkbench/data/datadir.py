@@ -16,26 +16,12 @@ from pathlib import Path
 
 from sinkbench.errors import SinkbenchError
 from sinkbench.files import sha256_file
+from sinkbench.grid.catalog import data_files
 
 ENV_VAR = "SINKBENCH_DATA_DIR"
 
-# relative path -> sha256, as recorded in shared/data/PROVENANCE.md
-KNOWN_FILES: dict[str, str] = {
-    "lambada/lambada_test.jsonl": "4aa8d02cd17c719165fc8a7887fddd641f43fcafa4b1c806ca8abc31fabdb226",
-    "piqa/valid.jsonl": "93503cc97c679e459b065c3d13e848282e44b2a25213985bed3e5d458abef72d",
-    "piqa/valid-labels.lst": "b4192dc3a2a0363d9d60ccf79800cbbe2f32ebb17726efdde6970e0b8131bceb",
-    "arc/arc_challenge_test.llmfoundry.jsonl": "1ae3aeedf1951d881cbd5c2e3a31e78a1993d251479afbe4cb413b6707244636",
-    "arc/arc_easy_test.llmfoundry.jsonl": "d2d12e59543acf9a5ef6079634a72b30215e36c2fd4236fff3bc855d287b87f5",
-    "arc/arc_challenge_test_answerkey.aristo.jsonl": "1211b934203ac6e8acd46f998ab68bc920cddf8ba662b9648e53ef863e5fca65",
-    "arc/arc_easy_test_answerkey.aristo.jsonl": "a4e5d41b44014c62a7c336123c63df1f1ac84f524643227e34878ac387542967",
-    "copa/copa-dev.derived-from-bcopa.xml": "1d95b1214c0bea072b08ed784468ebe2697e317e9650909c238bcb8e8ff4042b",
-    "winogrande/winogrande_dev.llmfoundry.jsonl": "ea1592526f3bfdd0948ed3acb1b4dfa3f83d23698917118688ee1df7f8d4b8d7",
-    "openbookqa/openbookqa_test.llmfoundry.jsonl": "adb2e5c7f8db810ddad4d6b2bf53dcc86dcc545499f7aafcaf42a8e179476c09",
-    "boolq/boolq_dev.llmfoundry.jsonl": "454ff101e614370bb1807fe7ebbda6fdb57e794b9662cc1ccae211bf1ff626c8",
-    "wikitext2/test.txt": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
-    "gutenberg/pg2600_war_and_peace.albert.txt": "80fc677dca0827d3303b90ba47c67a692f9ffecf697357dd51937b09dfb45c3c",
-    "gutenberg/pg2701_moby_dick.utf8.derived.txt": "f6125467864249ec89fdb51f3bb816a99fe756641e7c447ad003794409f7ee19",
-}
+# relative path -> sha256 (as recorded in shared/data/PROVENANCE.md) of every file a declared task reads
+KNOWN_FILES: dict[str, str] = data_files()
 
 HOW_TO_GET = (
     "sinkbench reads benchmark data from a data directory laid out as in its PROVENANCE.md "

@@ -1,8 +1,8 @@
 """Synthetic long-context retrieval tasks, generated deterministically from a seed.
 
-Lengths are measured in the evaluated model's tokens: the task's loader (tasks/longcontext/utils.py)
-loads the tokenizer named by the `tokenizer` metadata (`--metadata '{"tokenizer": "smollm2-135m"}'`;
-`sinkbench run` does it) and hands it to `dataset()`.
+Lengths are measured in the evaluated model's tokens: the tasks' loaders (passkey_dataset and
+kv_dataset, re-exported by tasks/longcontext/utils.py) load the tokenizer named by the `tokenizer`
+metadata (`--metadata '{"tokenizer": "smollm2-135m"}'`; `sinkbench run` does it) and hand it to `dataset()`.
 Each document's prompt plus answer comes within one filler sentence (or one key-value pair)
 of the asked length, never over it. Retrieval is scored as a loglikelihood request whose
 `acc` is 1 when greedy decoding would produce the answer exactly.
@@ -11,6 +11,7 @@ of the asked length, never over it. Retrieval is scored as a loglikelihood reque
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 
 from datasets import Dataset, DatasetDict
 
@@ -113,3 +114,21 @@ def dataset(kind: str, length_tokenizer, max_seq_lengths=DEFAULT_LENGTHS, n_per_
     lengths = [max_seq_lengths] if isinstance(max_seq_lengths, int) else list(max_seq_lengths)
     docs = generate(kind, length_tokenizer, lengths, int(n_per_length), int(seed))
     return DatasetDict({"test": Dataset.from_list(docs[: int(max_docs)] if max_docs else docs)})
+
+
+@lru_cache(maxsize=4)
+def _length_tokenizer(spec: str):
+    # lazy on purpose: transformers is needed only to build the tasks; generate() takes any tokenizer
+    from sinkbench.measure.models import load_tokenizer
+
+    return load_tokenizer(spec)
+
+
+def passkey_dataset(**metadata) -> DatasetDict:
+    """lm-eval's custom_dataset of sinkbench_passkey*: called with the task's metadata."""
+    return dataset("passkey", _length_tokenizer(model_spec("passkey", **metadata)), **metadata)
+
+
+def kv_dataset(**metadata) -> DatasetDict:
+    """lm-eval's custom_dataset of sinkbench_kv_retrieval*: called with the task's metadata."""
+    return dataset("kv", _length_tokenizer(model_spec("kv", **metadata)), **metadata)

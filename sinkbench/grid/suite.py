@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sinkbench.errors import SinkbenchError
+from sinkbench.grid.catalog import ACCURACY, OTHER, PERPLEXITY, RETRIEVAL, TASKS, declaration_of
 from sinkbench.grid.conditions import (BASELINE, BOS_DROP, BOS_DROP_PREFIX, KNOCKOUT, PREFIX, WINDOW_ONLY, WINDOW_SINKS,
                                        Condition, role_of)
 
@@ -19,7 +20,7 @@ DEFAULT_EPS = (0.3, 0.5, 0.8)
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    kind: str  # "accuracy" (counts in the suite score), "retrieval" (a length curve) or "perplexity" (the long text)
+    kind: str  # ACCURACY, RETRIEVAL, PERPLEXITY or OTHER (sinkbench.grid.catalog)
     primary_metric: str  # acc, or word_perplexity for the long-text task
     needs_data: bool  # reads the data directory (real tasks); synthetic tasks do not
     sweep: bool = False  # also run at every stress-prefix length
@@ -102,6 +103,7 @@ class Suite:
     profile: ProfilePlan
     knockout_long_text: bool = True  # also score the long text with the sink knocked out
     reference: ReferenceRun | None = None  # a measured run, for the estimate a run gives before it starts
+    about: str = ""  # one line for its lm-eval group's header (tasks/groups/, written by `sinkbench tasks --write-groups`)
 
     def task(self, name: str) -> TaskSpec:
         return {t.name: t for t in self.tasks}[name]
@@ -111,13 +113,13 @@ class Suite:
 
     @property
     def long_text_task(self) -> str:
-        return self.of_kind("perplexity")[0]
+        return self.of_kind(PERPLEXITY)[0]
 
     def grid(self) -> tuple[GridCell, ...]:
-        accuracy, long_text = self.of_kind("accuracy"), self.of_kind("perplexity")
+        accuracy, long_text = self.of_kind(ACCURACY), self.of_kind(PERPLEXITY)
         sweep = tuple(t.name for t in self.tasks if t.sweep)
         longest = max(self.prefix_lengths)
-        cells = [GridCell(Condition(), accuracy + self.of_kind("retrieval") + long_text, BASELINE)]
+        cells = [GridCell(Condition(), accuracy + self.of_kind(RETRIEVAL) + long_text, BASELINE)]
         cells += [GridCell(Condition(prefix_length=p), sweep, PREFIX, self.sweep_limit) for p in self.prefix_lengths]
         cells.append(GridCell(Condition(bos="drop"), accuracy + long_text, BOS_DROP))
         cells.append(GridCell(Condition(bos="drop", prefix_length=longest), sweep, BOS_DROP_PREFIX, self.sweep_limit))
@@ -127,47 +129,25 @@ class Suite:
         return tuple(cells)
 
 
-def _accuracy(name: str, sweep: bool = False) -> TaskSpec:
-    return TaskSpec(name, "accuracy", "acc", True, sweep)
-
-
-def _retrieval(family: str, length: int, name: str) -> TaskSpec:
-    return TaskSpec(name, "retrieval", "acc", False, retrieval=(family, length))
-
-
-def _long_text(name: str) -> TaskSpec:
-    return TaskSpec(name, "perplexity", "word_perplexity", True)
-
-
-# Sized by power (sinkbench.record.stats): about 2,100 accuracy documents make a change of 0.03 in
-# the suite score detectable; LAMBADA and ARC-Easy carry the stress sweep because a distractor
-# prefix moves them most for the least compute (SmolLM2 under prefix=1024: LAMBADA 0.34 -> 0.16,
-# ARC-Easy 0.49 -> 0.37, PIQA 0.65 -> 0.61, at 71 and 43 ms per document).
-QUICK_TASKS = (
-    _accuracy("sinkbench_lambada_quick", sweep=True), _accuracy("sinkbench_piqa_quick"),
-    _accuracy("sinkbench_arc_easy_quick", sweep=True),
-    *(_retrieval("passkey", length, f"sinkbench_passkey_quick_{length}") for length in (512, 1024, 2048, 4096)),
-    _long_text("sinkbench_book_ppl_quick"),
-)
-STANDARD_LENGTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768)
-STANDARD_TASKS = (
-    *(_accuracy(name, sweep=True) for name in (
-        "sinkbench_lambada_standard", "sinkbench_piqa", "sinkbench_arc_easy_standard", "sinkbench_arc_challenge",
-        "sinkbench_copa", "sinkbench_winogrande", "sinkbench_openbookqa", "sinkbench_boolq_standard")),
-    *(_retrieval("passkey", length, f"sinkbench_passkey_{length}") for length in STANDARD_LENGTHS),
-    *(_retrieval("kv", length, f"sinkbench_kv_retrieval_{length}") for length in STANDARD_LENGTHS),
-    _long_text("sinkbench_book_ppl_standard"),
-)
+def suite_tasks(suite: str) -> tuple[TaskSpec, ...]:
+    """The tasks a suite runs, in the catalogue's order (sinkbench.grid.catalog declares them)."""
+    return tuple(
+        TaskSpec(use.task, declaration.kind, declaration.primary_metric, declaration.needs_data, use.sweep,
+                 (declaration.retrieval_family, use.length) if use.length is not None else None)
+        for declaration in TASKS for use in declaration.uses if use.suite == suite)
 
 
 SUITES: dict[str, Suite] = {
     # About 9 minutes on this project's 2-core CPU for SmolLM2-135M, load included (bos=drop is computed once there).
-    "quick": Suite("quick", "4.0", QUICK_TASKS, prefix_lengths=(256, 1024, 4096), sweep_limit=120,
-                   window=256, sink_keys=4, profile=ProfilePlan(), knockout_long_text=False),
+    "quick": Suite("quick", "4.0", suite_tasks("quick"), prefix_lengths=(256, 1024, 4096), sweep_limit=120,
+                   window=256, sink_keys=4, profile=ProfilePlan(), knockout_long_text=False,
+                   about="minutes on a 2-core CPU with SmolLM2-135M."),
     # Every real task (large ones sliced), retrieval doubling from 512 tokens to the model's context,
     # the stress sweep doubling to the context on every task: under an hour for SmolLM2 here.
-    "standard": Suite("standard", "4.0", STANDARD_TASKS, prefix_lengths=(256, 512, 1024, 2048, 4096, 8192, 16384),
-                      sweep_limit=150, window=256, sink_keys=4, profile=ProfilePlan(sweep_texts=(100, 32, 8, 8))),
+    "standard": Suite("standard", "4.0", suite_tasks("standard"), prefix_lengths=(256, 512, 1024, 2048, 4096, 8192, 16384),
+                      sweep_limit=150, window=256, sink_keys=4, profile=ProfilePlan(sweep_texts=(100, 32, 8, 8)),
+                      about="every real task (large ones sliced), retrieval at lengths doubling from 512 tokens "
+                            "(capped by the model's context in sinkbench run), long-text perplexity."),
 }
 
 
@@ -178,22 +158,27 @@ def get_suite(name: str) -> Suite:
 
 
 def task_spec(suite: Suite, name: str, metrics=()) -> TaskSpec:
-    """The suite's description of a task. A task outside every suite is judged by its metrics:
-    acc makes it an accuracy task, word_perplexity a long-text task."""
+    """The suite's description of a task. A declared task outside every suite (a family's base YAML)
+    is described by its declaration; any other is judged by its name and metrics: acc makes it an
+    accuracy task (retrieval if named like ours), word_perplexity a long-text task."""
     for candidate in (suite, *SUITES.values()):
         if name in {t.name for t in candidate.tasks}:
             return candidate.task(name)
+    declaration = declaration_of(name)
+    if declaration is not None:
+        retrieval = _retrieval_of(name) if declaration.kind == RETRIEVAL else None
+        return TaskSpec(name, declaration.kind, declaration.primary_metric, declaration.needs_data, retrieval=retrieval)
     synthetic = name.startswith(("sinkbench_passkey", "sinkbench_kv_retrieval"))
     # sinkbench's own real tasks read its data directory; a task of the user's brings its own data.
     needs_data = name.startswith("sinkbench_") and not synthetic
     names = {key.split(",")[0] for key in metrics}
     if "acc" in names and synthetic:
-        return TaskSpec(name, "retrieval", "acc", False, retrieval=_retrieval_of(name))
+        return TaskSpec(name, RETRIEVAL, "acc", False, retrieval=_retrieval_of(name))
     if "acc" in names:
-        return TaskSpec(name, "accuracy", "acc", needs_data)
+        return TaskSpec(name, ACCURACY, "acc", needs_data)
     if "word_perplexity" in names:
-        return TaskSpec(name, "perplexity", "word_perplexity", needs_data)
-    return TaskSpec(name, "other", sorted(names)[0] if names else "none", needs_data)
+        return TaskSpec(name, PERPLEXITY, "word_perplexity", needs_data)
+    return TaskSpec(name, OTHER, sorted(names)[0] if names else "none", needs_data)
 
 
 def _retrieval_of(name: str) -> tuple[str, int] | None:

@@ -1,4 +1,5 @@
-"""`sinkbench tasks`: the groups, tags and tasks in a task folder, described from their YAML files.
+"""`sinkbench tasks`: the groups, tags and tasks in a task folder, described from their YAML files;
+`sinkbench tasks --write-groups`: the suites' lm-eval groups (tasks/groups/), written from the suites.
 
 Reads the YAML directly (no lm-eval TaskManager, no task code imported): a task's description
 is the first sentence of its leading comment, else that of the YAML it `include:`s when it
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from sinkbench.errors import SinkbenchError
+from sinkbench.grid.suite import SUITES, Suite
 
 WIDTH = 100  # wrap group member lists here
 DESCRIPTION_CHARS = 100  # a description longer than this is cut at a clause, else a word
@@ -249,3 +251,41 @@ def default_tasks_dir() -> Path:
     except ImportError:
         raise SinkbenchError("cannot find the sinkbench task configs; pass --include-path") from None
     return Path(sinkbench_tasks.__file__).parent
+
+
+# A group YAML restates a suite's task list and version for plain lm-eval (`--tasks sinkbench_quick`).
+# It is written from the suite, never by hand, so the two cannot disagree; tests/test_tasklist.py
+# checks that the files in tasks/groups/ are what this writes.
+def group_name(suite: Suite) -> str:
+    return f"sinkbench_{suite.name}"
+
+
+def group_yaml(suite: Suite) -> str:
+    """The text of the suite's lm-eval group file."""
+    head = f"The {suite.name} suite (sinkbench.grid.suite, version {suite.version}): {suite.about}".rstrip()
+    lines = [
+        *textwrap.wrap(head, WIDTH, initial_indent="# ", subsequent_indent="# "),
+        "# sinkbench run adds the condition grid; with plain lm-eval this group runs the tasks once.",
+        "# Written by `sinkbench tasks --write-groups` from sinkbench/grid/ (catalog.py, suite.py): edit those.",
+        f"group: {group_name(suite)}",
+        "task:",
+        *(f"  - {task.name}" for task in suite.tasks),
+        "metadata:",
+        f"  version: {suite.version}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_groups(tasks_dir: Path) -> list[Path]:
+    """Write every suite's group file under tasks_dir/groups; the files whose text changed."""
+    folder = Path(tasks_dir) / "groups"
+    if not folder.is_dir():
+        raise SinkbenchError(f"{folder} is not a folder: pass a checkout's tasks/ folder")
+    changed = []
+    for suite in SUITES.values():
+        path = folder / f"{group_name(suite)}.yaml"
+        text = group_yaml(suite)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            changed.append(path)
+    return changed

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sinkbench
 from sinkbench.data.datadir import KNOWN_FILES, LONG_TEXT, PREFIX_CHAR_OFFSET
+from sinkbench.grid.catalog import declaration_of
 from sinkbench.harness.scoring import default_max_batch_tokens
 
 
@@ -39,21 +40,38 @@ def provenance(config, suite, hashes: dict[str, str], documents: list[dict], dat
 
 
 def task_hashes(index, tasks: list[str]) -> dict[str, str]:
-    """sha256 of each task's config as lm-eval indexed it: its YAML, the YAML it includes, its utils.py."""
+    """sha256 of everything that shapes each task's documents and scoring: its YAML and every YAML it
+    includes, its folder's utils.py and, for a declared task (sinkbench.grid.catalog), the source of
+    the modules that build its documents and the checksums of the data files it reads."""
     hashes = {}
     for task in tasks:
         yaml_path = getattr(index.get(task), "yaml_path", None)
         if not isinstance(yaml_path, (str, Path)) or not Path(yaml_path).is_file():
             continue
-        yaml_path = Path(yaml_path)
-        digest = hashlib.sha256(yaml_path.read_bytes())
-        for line in yaml_path.read_text().splitlines():
-            if line.startswith("include:"):
-                base = yaml_path.parent / line.split(":", 1)[1].strip()
-                if base.is_file():
-                    digest.update(base.read_bytes())
-        utils = yaml_path.parent / "utils.py"
+        digest = hashlib.sha256()
+        for path in _include_chain(Path(yaml_path)):
+            digest.update(path.read_bytes())
+        utils = Path(yaml_path).parent / "utils.py"
         if utils.is_file():
             digest.update(utils.read_bytes())
+        declaration = declaration_of(task)
+        if declaration is not None:
+            for source in declaration.source_paths():
+                digest.update(Path(source).read_bytes())
+            for relative, sha256 in declaration.data_files:
+                digest.update(f"{relative} {sha256}\n".encode())
         hashes[task] = digest.hexdigest()
     return hashes
+
+
+def _include_chain(yaml_path: Path) -> list[Path]:
+    """The YAML, the one it includes, that one's, ... (lm-eval's `include:`, a path beside the including file)."""
+    chain = [yaml_path]
+    while True:
+        lines = [line for line in chain[-1].read_text().splitlines() if line.startswith("include:")]
+        if not lines:
+            return chain
+        base = chain[-1].parent / lines[0].split(":", 1)[1].strip()
+        if not base.is_file() or base in chain:
+            return chain
+        chain.append(base)

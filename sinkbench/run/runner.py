@@ -25,6 +25,7 @@ import sinkbench
 from sinkbench.data.datadir import ENV_VAR, HOW_TO_GET, resolve_data_dir
 from sinkbench.data.texts import long_texts, profile_texts
 from sinkbench.errors import SinkbenchError
+from sinkbench.grid.catalog import ACCURACY, RETRIEVAL
 from sinkbench.grid.conditions import BASELINE, Condition
 from sinkbench.grid.sequences import head_tokens
 from sinkbench.grid.suite import GridCell, Suite, get_suite, task_spec
@@ -204,7 +205,7 @@ def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path
     if result is None:  # a rank other than 0 under data parallelism
         return {}
     specs = [task_spec(suite, t, (result.get("results") or {}).get(t, {})) for t in cell.tasks if t not in skipped]
-    primary = {spec.name: spec.primary_metric for spec in specs if spec.kind in ("accuracy", "retrieval")}
+    primary = {spec.name: spec.primary_metric for spec in specs if spec.kind in (ACCURACY, RETRIEVAL)}
     return condition_document(cell=cell, result=result, statistics=lm.statistics(), primary=primary,
                               wall_time_s=time.time() - start, seed=config.seed, skipped=skipped)
 
