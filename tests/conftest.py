@@ -98,7 +98,7 @@ def make_model(arch: str = "llama", seed: int = 0):
 
 @pytest.fixture
 def tiny_model_dir(tmp_path):
-    """A saved tiny Llama + tokenizer folder, loadable by sinkbench.models.load_model."""
+    """A saved tiny Llama + tokenizer folder, loadable by sinkbench.measure.models.load_model."""
     folder = tmp_path / "tiny-llama"
     make_model("llama").save_pretrained(folder)
     make_tokenizer(adds_bos=True).save_pretrained(folder)

@@ -138,12 +138,12 @@ def suite_tasks(suite: str) -> tuple[TaskSpec, ...]:
 
 
 SUITES: dict[str, Suite] = {
-    # About 9 minutes on this project's 2-core CPU for SmolLM2-135M, load included (bos=drop is computed once there).
+    # Minutes on a 2-core CPU for SmolLM2-135M (README: measured times); bos=drop is computed once there.
     "quick": Suite("quick", "4.0", suite_tasks("quick"), prefix_lengths=(256, 1024, 4096), sweep_limit=120,
                    window=256, sink_keys=4, profile=ProfilePlan(), knockout_long_text=False,
                    about="minutes on a 2-core CPU with SmolLM2-135M."),
     # Every real task (large ones sliced), retrieval doubling from 512 tokens to the model's context,
-    # the stress sweep doubling to the context on every task: under an hour for SmolLM2 here.
+    # the stress sweep doubling to the context on every task (README: measured times).
     "standard": Suite("standard", "4.0", suite_tasks("standard"), prefix_lengths=(256, 512, 1024, 2048, 4096, 8192, 16384),
                       sweep_limit=150, window=256, sink_keys=4, profile=ProfilePlan(sweep_texts=(100, 32, 8, 8)),
                       about="every real task (large ones sliced), retrieval at lengths doubling from 512 tokens "

@@ -10,7 +10,7 @@
         stats = probe.collect()          # GroupStats: each group's mean over its queries
 
 Grouped, memory grows with L * H * groups, never with the sequence length: each layer's
-attention to the first keys is recovered from the kernel's logsumexp (sinkbench.attention) and
+attention to the first keys is recovered from the kernel's logsumexp (sinkbench.measure.attention) and
 summed into its groups at once. Per query, memory grows with L * H * T * first_k, never T * T.
 """
 

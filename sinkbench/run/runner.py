@@ -33,6 +33,7 @@ from sinkbench.harness.tasklist import default_tasks_dir
 from sinkbench.measure.attention import MaskEdit
 from sinkbench.measure.models import ALIASES, LoadedModel, load_model, memory_tokenizer_spec
 from sinkbench.measure.placement import Placement
+from sinkbench.measure.profile import FORMAT as PROFILE_FORMAT
 from sinkbench.measure.profile import profile_document, sink_profile
 from sinkbench.record.build import build_record, task_entry, write_record
 from sinkbench.run.folder import PROFILE, RECORD, ResultsFolder, rank
@@ -296,7 +297,7 @@ def _profile(config: RunConfig, folder: ResultsFolder, session: _Session, suite:
     """The suite's sink profile: LAMBADA passages for the protocol, War and Peace for the length sweep
     (generated filler text without a data directory)."""
     saved = folder.load(PROFILE)
-    if saved is not None and saved.get("format") == "sinkbench.profile/2":
+    if saved is not None and saved.get("format") == PROFILE_FORMAT:
         log(f"sink profile: done already ({PROFILE})")
         return saved["profile"]
     plan = suite.profile
