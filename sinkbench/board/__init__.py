@@ -4,12 +4,12 @@ Reads records only; never imports torch, transformers or lm-eval (a test checks)
 
 * store.py       where submissions live, what a submission must pass, `submit`
 * ranks.py       rank bands from the suite score's intervals (Chatbot Arena's rule)
-* table.py       the records as a pandas table with intervals; the Markdown and CSV views of it
+* table.py       the board's rows (a record and its rank band), ranked; their Markdown and CSV views
 * boardjson.py   board.json, checked against schema/board.schema.json
 * curves.py      the numbers the charts draw, read out of a record, each with its interval
 * svg.py         small, deterministic SVG charts (axes, lines and points with error bars, legends)
-* heatmap.py     layer x head heatmaps, colour bars, the α difference of two records
-* plots.py       the index's charts: one line per record of a suite
+* heatmap.py     layer x head heatmaps, colour bars, the α difference of two records (and `probe`'s heatmap)
+* plots.py       the board's one line chart; the index's charts: one line per record of a suite
 * recordplots.py a model page's charts
 * pages.py       what a model page shows (site/models/<family>/<model>/<revision>.html)
 * site.py        the static pages (Jinja2 with autoescape, templates/)

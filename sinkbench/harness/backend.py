@@ -35,6 +35,7 @@ from sinkbench.errors import SinkbenchError
 from sinkbench.grid.conditions import Condition
 from sinkbench.grid.sequences import Sequences, head_tokens
 from sinkbench.harness.ledger import SinkLedger
+from sinkbench.harness.ranks import DataParallel
 from sinkbench.harness.scoring import Batching, Request, ScoreCounts, Scorer, default_max_batch_tokens, request_stats
 from sinkbench.measure.attention import MaskEdit
 from sinkbench.measure.models import LoadedModel, ModelIdentity, input_device, load_model
@@ -117,7 +118,7 @@ class ConditionStatistics:
 
 
 @register_model("sinkbench")
-class SinkbenchLM(TemplateLM):
+class SinkbenchLM(DataParallel, TemplateLM):
     """lm-eval's LM with stress conditions and sink metrics; see the module docstring."""
 
     def __init__(self, pretrained: str = "smollm2-135m", *, loaded: LoadedModel | None = None,
@@ -219,7 +220,7 @@ class SinkbenchLM(TemplateLM):
         results = self._score(items, disable_tqdm)
         for request, answer in zip(requests, results):
             self.cache_hook.add_partial("loglikelihood", request.args, answer)
-        self._gather_ranks()
+        self.merge_ledgers(self.ledger)
         return results
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
@@ -237,7 +238,7 @@ class SinkbenchLM(TemplateLM):
             totals[owner] += logprob
         for request, total in zip(requests, totals):
             self.cache_hook.add_partial("loglikelihood_rolling", request.args, total)
-        self._gather_ranks()
+        self.merge_ledgers(self.ledger)
         return totals
 
     @torch.no_grad()
@@ -256,7 +257,7 @@ class SinkbenchLM(TemplateLM):
                     outputs.append(self._generate(request, probe))
             finally:
                 probe.min_queries = 1
-        self._gather_ranks()
+        self.merge_ledgers(self.ledger)
         return outputs
 
     def _generate(self, request, probe: SinkProbe) -> str:
@@ -284,38 +285,7 @@ class SinkbenchLM(TemplateLM):
         self.cache_hook.add_partial("generate_until", request.args, text)
         return text
 
-    # ---- ranks and results --------------------------------------------------------------
-
-    def all_gather(self, tensor):
-        """Every rank's tensor, concatenated (a number becomes one entry per rank), as accelerate gathers."""
-        if self.world_size <= 1:
-            return tensor
-        tensor = tensor.reshape(1) if tensor.ndim == 0 else tensor
-        parts = [torch.zeros_like(tensor) for _ in range(self.world_size)]
-        torch.distributed.all_gather(parts, tensor)
-        return torch.cat(parts)
-
-    def gather_object(self, obj, dst=0):
-        if self.world_size <= 1:
-            return [obj]
-        gathered = [None] * self.world_size if self.rank == dst else None
-        torch.distributed.gather_object(obj=obj, object_gather_list=gathered, dst=dst)
-        return gathered
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            torch.distributed.barrier()
-
-    def _gather_ranks(self) -> None:
-        """Under data parallelism every rank scored a share: merge all ranks' entries on each."""
-        if self.world_size <= 1:
-            return
-        gathered: list = [None] * self.world_size
-        torch.distributed.all_gather_object(gathered, (self.ledger.entries, dict(self.ledger.first_tokens)))
-        self.ledger.merge([entries for entries, _ in gathered])
-        self.ledger.first_tokens.clear()
-        for _, counts in gathered:
-            self.ledger.first_tokens.update(counts)
+    # ---- results -----------------------------------------------------------------------
 
     def statistics(self) -> ConditionStatistics:
         """Everything the passes measured beside the scores (for `sinkbench run`)."""
