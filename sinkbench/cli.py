@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 from sinkbench.board.cli import add_commands
+from sinkbench.board.heatmap import alpha_heatmap_file
 from sinkbench.errors import SinkbenchError
-from sinkbench.files import write_json_atomic
+from sinkbench.files import write_json_atomic, write_text_atomic
 from sinkbench.grid.conditions import Condition
 from sinkbench.grid.suite import SUITES, ProfilePlan, custom_grid, get_suite
 from sinkbench.harness.tasklist import default_tasks_dir, describe_tasks, write_groups
@@ -33,7 +34,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     # lazy on purpose: torch and transformers (and datasets, which read_texts' module imports)
     from sinkbench.data.texts import read_texts
     from sinkbench.measure.models import load_model
-    from sinkbench.measure.profile import profile_document, render, save_heatmap, sink_profile
+    from sinkbench.measure.profile import profile_document, render, sink_profile
 
     plan = ProfilePlan(T=args.T, n=args.n, bos=args.bos, batch_size=args.batch_size, first_k=args.first_k,
                        sweep_lengths=(), sweep_texts=())
@@ -47,10 +48,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
     document = profile_document(loaded, profile, data={"path": str(args.data), "field": args.field})
     out = Path(args.out)
     write_json_atomic(document, out / "profile.json")
-    save_heatmap(document, out / "alpha_heatmap.png")
+    model, profile = document["model"], document["profile"]
+    heatmap = alpha_heatmap_file(profile["alpha_by_head"], f"{model['name']}: α per layer and head (<bos> {args.bos})",
+                                 f"α per layer and head: {describe_model(model)}, T={args.T}, <bos> {args.bos}")
+    write_text_atomic(heatmap, out / "alpha_heatmap.svg")
     print(render(document))
-    print(f"  measured: {describe_model(document['model'])}")
-    print(f"wrote {out / 'profile.json'} and {out / 'alpha_heatmap.png'}")
+    print(f"  measured: {describe_model(model)}")
+    print(f"wrote {out / 'profile.json'} and {out / 'alpha_heatmap.svg'}")
     return 0
 
 
@@ -195,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--dtype", default="float32", choices=DTYPES)
     probe.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     _placement_flags(probe)
-    probe.add_argument("--out", required=True, help="output folder for profile.json and alpha_heatmap.png")
+    probe.add_argument("--out", required=True, help="output folder for profile.json and alpha_heatmap.svg")
     probe.add_argument("--trust-remote-code", action="store_true", help="allow a model's own modelling code to run")
     probe.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights")
     probe.add_argument("--quiet", action="store_true", help="no progress bar")

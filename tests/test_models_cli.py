@@ -3,6 +3,7 @@
 import json
 import shutil
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -105,7 +106,9 @@ def test_probe_cli_writes_profile_and_heatmap(tiny_model_dir, texts_file, tmp_pa
     assert profile["first_tokens"][0]["token"] == "<bos>"
     assert len(profile["alpha_by_head"]) == 2 and len(profile["alpha_by_head"][0]) == 4
     assert set(profile["sink_rate"]) == {"0.3", "0.5", "0.8"}
-    assert (out / "alpha_heatmap.png").stat().st_size > 1000
+    heatmap = ET.fromstring((out / "alpha_heatmap.svg").read_text(encoding="utf-8"))
+    cells = heatmap.findall(".//{http://www.w3.org/2000/svg}g[@class='cells']/{http://www.w3.org/2000/svg}rect")
+    assert len(cells) == 2 * 4  # layers x heads, one cell each (the model page's heatmap)
     mixing = profile["overmixing"]
     assert mixing["with_bos"]["n_sequences"] == mixing["without_bos"]["n_sequences"] == 4
     assert len(mixing["with_bos"]["relative_change_by_layer"]) == 3  # embeddings + 2 layers

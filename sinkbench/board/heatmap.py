@@ -1,8 +1,8 @@
 """Layer x head heatmaps as SVG: a record's α per (layer, head), and the α difference of two records.
 
 Like svg.py: ElementTree (every string escaped), fixed decimals (the same table gives the same
-bytes), a hover title per cell. Heatmaps live on the model pages and in `board compare --svg`,
-never on the index: a board of 500 models would carry 500 of them.
+bytes), a hover title per cell. Heatmaps live on the model pages, in `board compare --svg` and in
+`sinkbench probe`'s alpha_heatmap.svg, never on the index: a board of 500 models would carry 500 of them.
 """
 
 from __future__ import annotations
@@ -125,16 +125,30 @@ def stack(*parts: ET.Element) -> ET.Element:
     return outer
 
 
-def alpha_heatmap(table: list[list[float]], title: str, hover_title: str) -> str:
-    """One model's α per (layer, head); the hover of a cell is short (a 32 x 32 model has 1,024 of them)."""
+def _alpha_grid(table: list[list[float | None]], title: str, hover_title: str) -> ET.Element:
     element = heatmap(table, title, lambda value: colour(VIRIDIS, value),
                       lambda layer, head, value: f"layer {layer}, head {head}: α = {value:.3f}", size=300)
     element.find("title").text = hover_title
-    return to_string(element)
+    return element
+
+
+def _alpha_bar() -> ET.Element:
+    return colour_bar("α: attention to the first token", VIRIDIS, 0.0, 1.0)
+
+
+def alpha_heatmap(table: list[list[float | None]], title: str, hover_title: str) -> str:
+    """One model's α per (layer, head); the hover of a cell is short (a 32 x 32 model has 1,024 of them)."""
+    return to_string(_alpha_grid(table, title, hover_title))
 
 
 def alpha_colour_bar() -> str:
-    return to_string(colour_bar("α: attention to the first token", VIRIDIS, 0.0, 1.0))
+    return to_string(_alpha_bar())
+
+
+def alpha_heatmap_file(table: list[list[float | None]], title: str, hover_title: str) -> str:
+    """A standalone SVG (`sinkbench probe`'s alpha_heatmap.svg): the α heatmap of a model page, its colour
+    bar beneath."""
+    return to_string(stack(_alpha_grid(table, title, hover_title), _alpha_bar()))
 
 
 def difference_heatmap(before: list[list[float]], after: list[list[float]], names: tuple[str, str], eps: float) -> str:

@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import matplotlib
 import torch
 from tqdm import tqdm
 
@@ -28,9 +27,6 @@ from sinkbench.measure import metrics
 from sinkbench.measure.layers import NONE, LayerKind
 from sinkbench.measure.models import LoadedModel
 from sinkbench.measure.probe import SinkProbe
-
-matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
 
 FORMAT = "sinkbench.profile/2"  # the file layout: {"format", "model", "profile"}
 
@@ -324,16 +320,3 @@ def render(document: dict) -> str:
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
-
-def save_heatmap(document: dict, path: Path) -> None:
-    model, profile = document["model"], document["profile"]
-    table = [[float("nan") if v is None else v for v in row] for row in profile["alpha_by_head"]]  # NaN: blank cell
-    fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(table[0]) + 2), max(3, 0.22 * len(table) + 1.5)))
-    image = ax.imshow(table, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
-    ax.set_title(f"attention to the first token (alpha)\n{model['name']}, bos={profile['bos']}")
-    fig.colorbar(image, ax=ax, label="alpha")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
