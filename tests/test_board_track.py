@@ -231,3 +231,36 @@ def test_export_refuses_an_invalid_record(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("[]")
     assert run_cli(["export", "--model-index", tmp_path / "bad.json"]) == 2
     assert "a record is a JSON object" in capsys.readouterr().err
+
+
+# ---- releases as a picture ------------------------------------------------------------------
+
+
+def test_release_charts_on_the_index_and_the_familys_pages_mark_the_regression(tmp_path):
+    """Three dated acme releases, the last one degraded (as track decides: a regression of the suite score
+    against the one before); another family with one record gets no release chart."""
+    worse = release("c1", "2024-06-01", degraded(record(**BASE), 0.3))
+    board = file_records(tmp_path / "board", [release("z9", "2024-01-01"), release("a2", "2024-03-01"), worse,
+                                              record(family="other", model="o-1")])
+    assert run_cli(["board", "build", "--board", board]) == 0
+    index = (board / "site" / "index.html").read_text(encoding="utf-8")
+    assert 'id="plot-quick-releases-suite_score"' in index
+    figure = index.split('id="plot-quick-releases-suite_score"')[1].split("</figure>")[0]
+    root = ET.fromstring(figure[figure.index("<svg"):figure.index("</svg>") + len("</svg>")])
+    series = [g for g in root.iter(f"{SVG}g") if g.get("class") == "s"]
+    assert [g.find(f"{SVG}title").text for g in series] == ["acme: releases"]  # "other" has one release
+    # Three points on the line, one error bar each (the suite score has an interval at every release).
+    path = series[0].find(f"{SVG}path").get("d")
+    assert path.count("L") == 2 and path.count("V") == 3
+    rings = [g for g in root.iter(f"{SVG}g") if g.get("class") == "ring"]
+    assert len(rings) == 1 and "acme-1b @ c1" in rings[0].find(f"{SVG}title").text
+    assert "2024-01-01" in figure and "2024-06-01" in figure  # dates on the x axis
+    assert "1 here" in figure  # the caption counts the rings
+    # The <bos> dependence did not regress: no ring there.
+    bos = index.split('id="plot-quick-releases-bos_dependence"')[1].split("</figure>")[0]
+    assert 'class="ring"' not in bos
+    # Each acme page shows its family's releases; the other family's page does not.
+    page = (board / "site" / "models" / "acme" / "acme-1b" / "a2.html").read_text(encoding="utf-8")
+    assert 'id="releases"' in page and 'class="ring"' in page
+    other = next((board / "site" / "models" / "other").rglob("*.html")).read_text(encoding="utf-8")
+    assert 'id="releases"' not in other

@@ -8,6 +8,8 @@ written. A page whose record left the board is removed, so the site holds exactl
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 from pathlib import Path
 
@@ -36,15 +38,36 @@ def outputs_of(submissions: list, board: Path | None = None, cache: CheckCache |
         "site/index.html": site.index_page(submissions, frame),
     }
     names = plots.labels(submissions)
+    releases = _family_releases(submissions)
     for s in submissions:
         label = names[s.path]
-        if cache is not None and s.digest is not None and cache.page_current(s.digest, label, Path(board) / s.page):
+        # A page shows its family's releases too: it is current only if none of them changed either.
+        charts, family_key = releases.get((s.family, s.suite), ([], ""))
+        digest = None if s.digest is None else s.digest + family_key
+        if cache is not None and digest is not None and cache.page_current(digest, label, Path(board) / s.page):
             texts[str(s.page)] = None
             continue
-        texts[str(s.page)] = site.model_page(s, label)
-        if cache is not None and s.digest is not None:
-            cache.remember_page(s.digest, label, texts[str(s.page)])
+        texts[str(s.page)] = site.model_page(s, label, charts)
+        if cache is not None and digest is not None:
+            cache.remember_page(digest, label, texts[str(s.page)])
     return texts
+
+
+def _family_releases(submissions: list) -> dict[tuple, tuple[list, str]]:
+    """(family, suite) -> (its release charts, a key of its records' contents) for the families with two or more
+    dated records of a suite; the charts are drawn once per family and shown on each of its pages."""
+    groups: dict[tuple, list] = {}
+    for s in submissions:
+        groups.setdefault((s.family, s.suite), []).append(s)
+    styles = plots.family_styles(s.family for s in submissions)
+    found = {}
+    for (family, suite), members in groups.items():
+        series = [plots.Series(s, None, *styles[family]) for s in members]
+        charts = plots.release_plots(f"plot-releases-{suite[0]}", series)
+        if charts:
+            key = "+" + hashlib.sha256(" ".join(sorted(str(s.digest) for s in members)).encode()).hexdigest()[:16]
+            found[family, suite] = (charts, key)
+    return found
 
 
 def _stale_pages(board: Path, kept: set[str]) -> list[Path]:

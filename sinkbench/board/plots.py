@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 from sinkbench.board import curves, svg
 from sinkbench.board.table import heading
+from sinkbench.errors import SinkbenchError
 from sinkbench.record import stats
 from sinkbench.record.columns import COLUMNS_BY_NAME
+from sinkbench.record.compare import Thresholds, compare
 
 SINK_RATE = "sink_rate_0_8"  # ε=0.3 saturates on modern models (DESIGN.md); 0.8 spreads them out
 DEPENDENCE = ("bos_dependence", "knockout_dependence")
@@ -162,4 +165,88 @@ def suite_plots(key: str, series: list[Series]) -> list[Plot]:
         f"over layers, heads and queries at each profiled length; bars: {stats.T_MEAN}, over the texts of that "
         "length. Barbero et al.: the sink grows with context length.", series, curves.length_sweep,
         "context length T (tokens, log scale)", "mean α"))
+    return plots
+
+
+RELEASE_COLUMNS = ("suite_score", *DEPENDENCE)
+REGRESSION_COLOUR = "#d62728"
+
+
+def _releases(series: list[Series]) -> dict[str, list[Series]]:
+    """family -> its dated records of this suite, oldest first, for the families with two or more."""
+    families: dict[str, list[Series]] = {}
+    for item in series:
+        if item.submission.release_date is not None:
+            families.setdefault(item.submission.family, []).append(item)
+    return {family: sorted(items, key=lambda i: (i.submission.release_date, i.submission.revision))
+            for family, items in sorted(families.items()) if len(items) >= 2}
+
+
+def _regressed(items: list[Series], thresholds: Thresholds) -> tuple[dict[str, set[str]], int]:
+    """As `board track` decides: each release against the one before it -> {path: columns that regressed};
+    and how many consecutive pairs could not be paired (their documents differ)."""
+    regressed, unpaired = {}, 0
+    for before, after in zip(items, items[1:]):
+        try:
+            comparison = compare(before.submission.record, after.submission.record, thresholds)
+        except SinkbenchError:
+            unpaired += 1
+            continue
+        regressed[after.submission.path] = {c.column.name for c in comparison.regressions}
+    return regressed, unpaired
+
+
+def _day(value: float) -> str:
+    return date.fromordinal(int(round(value))).isoformat()
+
+
+def release_plots(key: str, series: list[Series], thresholds: Thresholds | None = None) -> list[Plot]:
+    """The suite score and the dependence columns against release date, one line per family with two or
+    more dated records, intervals as bars; a ring marks a release that regressed on that column against the
+    one before it (board track's rule). Empty when no family has two dated releases."""
+    thresholds = thresholds or Thresholds()
+    families = _releases(series)
+    if not families:
+        return []
+    verdicts, unpaired = {}, 0
+    for items in families.values():
+        found, missed = _regressed(items, thresholds)
+        verdicts.update(found)
+        unpaired += missed
+    days = sorted({date.fromisoformat(i.submission.release_date).toordinal() for items in families.values() for i in items})
+    ticks = days if len(days) <= 6 else [days[round(k * (len(days) - 1) / 5)] for k in range(6)]
+    legend = _legend([item for items in families.values() for item in items])
+    plots = []
+    for name in RELEASE_COLUMNS:
+        column = COLUMNS_BY_NAME[name]
+        lines, ys = [], []
+        for family, items in families.items():
+            points = []
+            for item in items:
+                entry = item.submission.entry(name)
+                if entry["value"] is None or entry["by_construction"]:
+                    continue  # 0 by construction is not a measurement: never drawn among them
+                day = date.fromisoformat(item.submission.release_date).toordinal()
+                points.append((item, curves.from_estimate(day, entry)))
+            lines.append((family, items[0], points))
+            ys += [v for _, p in points for v in (p.value, p.low, p.high)]
+        chart = svg.Chart(f"{column.title} by release", "release date", heading(column), ticks,
+                          svg.value_ticks(ys + [0.0], fraction=column.unit == "fraction"), legend=legend, right=30,
+                          x_format=_day)
+        rings = 0
+        for family, first, points in lines:
+            chart.series([p for _, p in points], first.colour, f"{family}: releases", dash=first.dash)
+            for item, point in points:
+                if name in verdicts.get(item.submission.path, ()):
+                    rings += 1
+                    chart.ring(point.x, point.value, REGRESSION_COLOUR,
+                               f"{identity(item.submission)}: regression against the release before it")
+        if not any(points for _, _, points in lines):
+            chart.note("no family has these numbers at two releases")
+        caption = (f"One line per family with two or more dated records of this suite, oldest first; bars: {stats.LEVEL} "
+                   f"intervals. {column.description.capitalize()}. A red ring: a regression of that release against "
+                   f"the one before it, as `sinkbench board track` decides ({thresholds.describe()}); {rings} here.")
+        if unpaired:
+            caption += f" {unpaired} consecutive pair{'s' * (unpaired != 1)} could not be paired (their documents differ)."
+        plots.append(Plot(f"{key}-releases-{name}", f"{column.title} by release", caption, chart.to_string()))
     return plots

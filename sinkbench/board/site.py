@@ -108,7 +108,7 @@ def _suite_sections(submissions, table) -> list[dict]:
         shared_notes = _shared_notes(ordered)
         rows = _rows(group, by_path, start, shared_notes)
         series = [plots.Series(s, start + i, *styles[s.family]) for i, s in enumerate(ordered)]
-        charts = plots.suite_plots(f"plot-{name}", series)
+        charts = plots.suite_plots(f"plot-{name}", series) + plots.release_plots(f"plot-{name}", series)
         machine = sorted(rows, key=lambda row: (row["device"], row["model"], row["family"], row["revision"]))
         sections.append({
             "key": name, "name": name, "version": version, "rows": rows, "machine": machine,
@@ -137,6 +137,8 @@ def index_page(submissions, table) -> str:
     )
 
 
-def model_page(submission, label: str) -> str:
-    """site/models/<family>/<model>/<revision>.html for one submission."""
-    return environment().get_template("model.html.j2").render(**pages.context(submission, label))
+def model_page(submission, label: str, releases: list | None = None) -> str:
+    """site/models/<family>/<model>/<revision>.html for one submission; `releases`: its family's release charts
+    (plots.release_plots), where the family has two or more dated records of the suite."""
+    shown = [{"id": p.id, "heading": p.heading, "caption": p.caption, "svg": Markup(p.svg)} for p in releases or []]
+    return environment().get_template("model.html.j2").render(**pages.context(submission, label), releases=shown)

@@ -200,6 +200,13 @@ class Chart:
             ET.SubElement(group, "path", {"d": bars})
         self.occupied.append((px - 7, py + 4, 14))
 
+    def ring(self, x: float, value: float, colour: str, hover: str) -> None:
+        """A hollow ring around the point at (x, value): a mark on a point another series drew."""
+        group = ET.SubElement(self.marks, "g", {"class": "ring"})
+        ET.SubElement(group, "title").text = hover
+        ET.SubElement(group, "circle", {"cx": self.n(self.x(x)), "cy": self.n(self.y(value)), "r": "7", "fill": "none",
+                                        "stroke": colour, "stroke-width": "2"})
+
     def labels(self, placed: Sequence[tuple[float, float, str, str]], *, gap: float = 12) -> None:
         """Text labels at pixel positions (x, y, text, colour), nudged up or down, inside the plot, off each other."""
         group = ET.SubElement(self.svg, "g", {"class": "labels"})
