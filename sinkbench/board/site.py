@@ -27,6 +27,9 @@ IDENTITY_HEADERS = (  # (name, title, type): the identity columns before the sum
     ("rank", "#", "number"), ("model", "model", "text"), ("family", "family", "text"),
     ("revision", "revision", "text"), ("release_date", "released", "text"),
 )
+# The index table's columns: every model column but those shown on the model pages, the CSV and board.json only
+# (the random-token probe), so that the table fits a 1400-pixel window.
+INDEX_COLUMNS = tuple(c for c in MODEL_COLUMNS if c.on_index)
 SHOWN_INTERVAL = "suite_score"  # the ranked column shows its interval in the cell; every other one on hover
 CROWD = 100  # above this many lines a chart draws each one fainter still, so that the band they make stays legible
 
@@ -48,7 +51,7 @@ def _headers(shared_notes: dict[str, str]) -> list[dict]:
     """The table's headings; a note every record of the suite shares is said once, in its column's heading."""
     headers = [{"name": name, "title": title, "type": kind, "arrow": "", "description": title,
                 "first": "ascending"} for name, title, kind in IDENTITY_HEADERS]
-    for c in MODEL_COLUMNS:  # first click: best first where there is a best, else largest first
+    for c in INDEX_COLUMNS:  # first click: best first where there is a best, else largest first
         note = f" Every record here: {shared_notes[c.name]}." if c.name in shared_notes else ""
         headers.append({"name": c.name, "title": c.title, "type": "number", "arrow": ARROWS.get(c.direction, ""),
                         "description": f"{c.description} ({BETTER.get(c.direction, 'descriptive')}).{note}",
@@ -59,7 +62,7 @@ def _headers(shared_notes: dict[str, str]) -> list[dict]:
 def _shared_notes(ordered) -> dict[str, str]:
     """column -> the note every record of a suite has on it (then it is said once, not on each of 500 rows)."""
     shared = {}
-    for c in MODEL_COLUMNS:
+    for c in INDEX_COLUMNS:
         notes = {s.entry(c.name)["note"] for s in ordered if not s.entry(c.name)["by_construction"]}
         if len(notes) == 1 and None not in notes and len(ordered) > 1:
             shared[c.name] = notes.pop()
@@ -92,7 +95,7 @@ def _rows(group, by_path, start: int, shared_notes: dict[str, str]) -> list[dict
             "r": start + offset, "family": values["family"], "model": values["model"], "weights": weights_tag(values),
             "rank": rank,
             "href": pages.link_from_index(submission), "revision": values["revision"],
-            "released": values["release_date"] or "—", "cells": [_number_cell(c, values, shared_notes) for c in MODEL_COLUMNS],
+            "released": values["release_date"] or "—", "cells": [_number_cell(c, values, shared_notes) for c in INDEX_COLUMNS],
             "device": values["device"],
             "machine": [format_value(c, values[c.name]) for c in MACHINE_COLUMNS],
         })

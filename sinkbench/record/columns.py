@@ -54,6 +54,7 @@ class Column:
     decimals: int = 3  # places every table prints
     states_mde: bool = False  # the summary gives its minimal detectable change: stats.mde(stderr)
     decides_regression: bool = False  # compare calls a real change past its threshold a regression
+    on_index: bool = True  # a column of the board's index table (else: model pages, CSV and board.json only)
 
     @property
     def kind(self) -> str:
@@ -405,11 +406,11 @@ COLUMNS: tuple[Column, ...] = (
            "(Gu et al.'s probe: 70-91% for GPT-2 XL to Llama-3-8B)",
            unit=_FRACTION, direction=NEUTRAL, source=PROFILE, interval=BOOTSTRAP,
            formula="profile.random_tokens.sink_rate['0.3']: mean over sequences of each one's share",
-           compute=_profile_mean(SINK_RATE_EPS[0], "random_tokens")),
+           compute=_profile_mean(SINK_RATE_EPS[0], "random_tokens"), on_index=False),
     Column("random_alpha_mean", "random-token mean α", "attention to the first token on uniformly random token sequences",
            unit=_FRACTION, direction=NEUTRAL, source=PROFILE, interval=BOOTSTRAP,
            formula="profile.random_tokens.alpha_mean: mean over sequences of each one's mean α",
-           compute=_profile_mean(None, "random_tokens")),
+           compute=_profile_mean(None, "random_tokens"), on_index=False),
     Column("suite_score", "suite score", "mean primary metric of the accuracy tasks with <bos> kept and no stress",
            unit=_FRACTION, direction=HIGHER, source=TASKS, interval=ANALYTIC,
            formula="mean over accuracy tasks of scores[task][primary] under the baseline condition", compute=_suite_score,
