@@ -64,11 +64,12 @@ def test_a_rebuild_draws_only_the_pages_whose_record_changed(tmp_path, drawn):
     drawn.clear()
     build(board, own)
     assert drawn == []
+    current = built(board)
     page = next(board.rglob("a1.html"))
     page.write_text("edited by hand", encoding="utf-8")
     drawn.clear()
     build(board, own)
-    assert drawn == [("gemma-2b", "a1")] and page.read_bytes() == first[page.relative_to(board).as_posix()]
+    assert drawn == [("gemma-2b", "a1")] and page.read_bytes() == current[page.relative_to(board).as_posix()]
     fresh = tmp_path / "fresh"  # the same records built with nothing cached: the same bytes
     file_board(fresh, BOARD[:3])
     write(changed, fresh / submission_path(changed))
