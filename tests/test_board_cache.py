@@ -137,3 +137,27 @@ def test_an_unwritable_cache_costs_time_not_the_build(tmp_path, checks):
     build(board, CheckCache(blocker))  # cannot make folders under a file
     build(board, CheckCache(blocker))
     assert len(checks) == 2 and (board / "README.md").is_file()
+
+
+def test_release_verdicts_are_compared_once_per_content(tmp_path, monkeypatch):
+    """The release charts ring regressions as `board track` decides, which compares two records (a second for
+    two standard records): each pair once per build (index and pages share it), and not again on a rebuild."""
+    from sinkbench.board import plots
+
+    calls = []
+    real = plots.compare
+
+    def counted(a, b, thresholds):
+        calls.append((a["model"]["revision"], b["model"]["revision"]))
+        return real(a, b, thresholds)
+
+    monkeypatch.setattr(plots, "compare", counted)
+    board = file_board(tmp_path / "board", BOARD[:3])  # gemma: three dated releases, two consecutive pairs
+    own = CheckCache(tmp_path / "cache")
+    build(board, own)
+    assert sorted(calls) == [("a1", "b1"), ("b1", "b2")]
+    calls.clear()
+    build(board, own)
+    assert calls == []
+    build(board, CheckCache(None))  # nothing cached: compared again, once per pair
+    assert len(calls) == 2

@@ -31,14 +31,15 @@ def outputs_of(submissions: list, board: Path | None = None, cache: CheckCache |
     board and a cache: None for a record's page that is on disk as this sinkbench draws it from this record (see
     cache.py), and each page drawn is remembered."""
     frame = table.frame(submissions)
+    verdicts = plots.Verdicts(cache=cache)  # each pair of releases compared once: for the index and the pages
     texts = {
         "README.md": table.markdown(frame),
         "leaderboard.csv": table.csv(frame),
         "board.json": boardjson.board_json(submissions, frame),
-        "site/index.html": site.index_page(submissions, frame),
+        "site/index.html": site.index_page(submissions, frame, verdicts),
     }
     names = plots.labels(submissions)
-    releases = _family_releases(submissions)
+    releases = _family_releases(submissions, verdicts)
     for s in submissions:
         label = names[s.path]
         # A page shows its family's releases too: it is current only if none of them changed either.
@@ -53,7 +54,7 @@ def outputs_of(submissions: list, board: Path | None = None, cache: CheckCache |
     return texts
 
 
-def _family_releases(submissions: list) -> dict[tuple, tuple[list, str]]:
+def _family_releases(submissions: list, verdicts: plots.Verdicts) -> dict[tuple, tuple[list, str]]:
     """(family, suite) -> (its release charts, a key of its records' contents) for the families with two or more
     dated records of a suite; the charts are drawn once per family and shown on each of its pages."""
     groups: dict[tuple, list] = {}
@@ -63,7 +64,7 @@ def _family_releases(submissions: list) -> dict[tuple, tuple[list, str]]:
     found = {}
     for (family, suite), members in groups.items():
         series = [plots.Series(s, None, *styles[family]) for s in members]
-        charts = plots.release_plots(f"plot-releases-{suite[0]}", series)
+        charts = plots.release_plots(f"plot-releases-{suite[0]}", series, verdicts)
         if charts:
             key = "+" + hashlib.sha256(" ".join(sorted(str(s.digest) for s in members)).encode()).hexdigest()[:16]
             found[family, suite] = (charts, key)

@@ -32,7 +32,7 @@ from sinkbench.record.format import SCHEMA_VERSION
 
 PACKAGE = Path(sinkbench.__file__).resolve().parent
 CODE = (".py", ".json", ".j2", ".css", ".js")  # what checks a record or draws its page
-VALIDATED, PAGES = "validated", "pages"
+VALIDATED, PAGES, VERDICTS = "validated", "pages", "verdicts"
 
 
 @lru_cache(maxsize=None)
@@ -97,3 +97,17 @@ class CheckCache:
 
     def remember_page(self, digest: str, label: str, text: str) -> None:
         self._write(self._file(PAGES, digest, label), content_digest(text.encode("utf-8")).encode("ascii"))
+
+    def verdict(self, before: str, after: str, rule: str) -> list[str] | None | bool:
+        """The columns on which the record of digest `after` regressed against `before` under `rule` (a
+        Thresholds description), as found before: a list, None for a pair that could not be paired, False when
+        not known."""
+        path = self._file(VERDICTS, before, after, rule)
+        if path is None or not path.is_file():
+            return False
+        text = path.read_text(encoding="utf-8")
+        return None if text == "unpaired" else [name for name in text.split(",") if name]
+
+    def remember_verdict(self, before: str, after: str, rule: str, columns: list[str] | None) -> None:
+        text = "unpaired" if columns is None else ",".join(columns)
+        self._write(self._file(VERDICTS, before, after, rule), text.encode("utf-8"))

@@ -182,17 +182,44 @@ def _releases(series: list[Series]) -> dict[str, list[Series]]:
             for family, items in sorted(families.items()) if len(items) >= 2}
 
 
-def _regressed(items: list[Series], thresholds: Thresholds) -> tuple[dict[str, set[str]], int]:
-    """As `board track` decides: each release against the one before it -> {path: columns that regressed};
-    and how many consecutive pairs could not be paired (their documents differ)."""
+class Verdicts:
+    """As `board track` decides: the columns on which a release regressed against the one before it
+    (record.compare), or None for two releases that cannot be paired. Each pair is compared once per build,
+    and with a cache (board/cache.py) once per content: a comparison of two 1 MB records takes a second."""
+
+    def __init__(self, thresholds: Thresholds | None = None, cache=None):
+        self.thresholds = thresholds or Thresholds()
+        self.cache = cache
+        self._known: dict[tuple, list[str] | None] = {}
+
+    def __call__(self, before, after) -> list[str] | None:
+        key = (before.digest, after.digest) if before.digest and after.digest else (id(before), id(after))
+        if key in self._known:
+            return self._known[key]
+        rule = self.thresholds.describe()
+        stored = self.cache.verdict(*key, rule) if self.cache is not None and isinstance(key[0], str) else False
+        if stored is False:
+            try:
+                comparison = compare(before.record, after.record, self.thresholds)
+                stored = [c.column.name for c in comparison.regressions]
+            except SinkbenchError:
+                stored = None
+            if self.cache is not None and isinstance(key[0], str):
+                self.cache.remember_verdict(*key, rule, stored)
+        self._known[key] = stored
+        return stored
+
+
+def _regressed(items: list[Series], verdicts: Verdicts) -> tuple[dict[str, set[str]], int]:
+    """{path: columns that regressed against the release before}, and how many consecutive pairs could not be
+    paired (their documents differ)."""
     regressed, unpaired = {}, 0
     for before, after in zip(items, items[1:]):
-        try:
-            comparison = compare(before.submission.record, after.submission.record, thresholds)
-        except SinkbenchError:
+        found = verdicts(before.submission, after.submission)
+        if found is None:
             unpaired += 1
-            continue
-        regressed[after.submission.path] = {c.column.name for c in comparison.regressions}
+        else:
+            regressed[after.submission.path] = set(found)
     return regressed, unpaired
 
 
@@ -200,18 +227,19 @@ def _day(value: float) -> str:
     return date.fromordinal(int(round(value))).isoformat()
 
 
-def release_plots(key: str, series: list[Series], thresholds: Thresholds | None = None) -> list[Plot]:
+def release_plots(key: str, series: list[Series], verdicts: Verdicts | None = None) -> list[Plot]:
     """The suite score and the dependence columns against release date, one line per family with two or
     more dated records, intervals as bars; a ring marks a release that regressed on that column against the
     one before it (board track's rule). Empty when no family has two dated releases."""
-    thresholds = thresholds or Thresholds()
+    verdicts = verdicts or Verdicts()
+    thresholds = verdicts.thresholds
     families = _releases(series)
     if not families:
         return []
-    verdicts, unpaired = {}, 0
+    regressed_at, unpaired = {}, 0
     for items in families.values():
-        found, missed = _regressed(items, thresholds)
-        verdicts.update(found)
+        found, missed = _regressed(items, verdicts)
+        regressed_at.update(found)
         unpaired += missed
     days = sorted({date.fromisoformat(i.submission.release_date).toordinal() for items in families.values() for i in items})
     ticks = days if len(days) <= 6 else [days[round(k * (len(days) - 1) / 5)] for k in range(6)]
@@ -237,7 +265,7 @@ def release_plots(key: str, series: list[Series], thresholds: Thresholds | None 
         for family, first, points in lines:
             chart.series([p for _, p in points], first.colour, f"{family}: releases", dash=first.dash)
             for item, point in points:
-                if name in verdicts.get(item.submission.path, ()):
+                if name in regressed_at.get(item.submission.path, ()):
                     rings += 1
                     chart.ring(point.x, point.value, REGRESSION_COLOUR,
                                f"{identity(item.submission)}: regression against the release before it")

@@ -102,7 +102,7 @@ def _rows(group, by_path, start: int, shared_notes: dict[str, str]) -> list[dict
     return rows
 
 
-def _suite_sections(submissions, table) -> list[dict]:
+def _suite_sections(submissions, table, verdicts) -> list[dict]:
     by_path = {str(s.path): s for s in submissions}
     styles = plots.family_styles(s.family for s in submissions)
     sections, start = [], 0
@@ -111,7 +111,7 @@ def _suite_sections(submissions, table) -> list[dict]:
         shared_notes = _shared_notes(ordered)
         rows = _rows(group, by_path, start, shared_notes)
         series = [plots.Series(s, start + i, *styles[s.family]) for i, s in enumerate(ordered)]
-        charts = plots.suite_plots(f"plot-{name}", series) + plots.release_plots(f"plot-{name}", series)
+        charts = plots.suite_plots(f"plot-{name}", series) + plots.release_plots(f"plot-{name}", series, verdicts)
         machine = sorted(rows, key=lambda row: (row["device"], row["model"], row["family"], row["revision"]))
         sections.append({
             "key": name, "name": name, "version": version, "rows": rows, "machine": machine,
@@ -125,12 +125,12 @@ def _suite_sections(submissions, table) -> list[dict]:
     return sections
 
 
-def index_page(submissions, table) -> str:
+def index_page(submissions, table, verdicts: plots.Verdicts | None = None) -> str:
     """site/index.html for the board's submissions and their table (table.frame)."""
     text, digest = script()
     return environment().get_template("index.html.j2").render(
         script=Markup(text), script_hash=digest,  # our own file, not a record's string
-        suites=_suite_sections(submissions, table) if submissions else [], count=len(submissions),
+        suites=_suite_sections(submissions, table, verdicts or plots.Verdicts()) if submissions else [], count=len(submissions),
         families=sorted({s.family for s in submissions}), rank_rule=RULE,
         machine_headers=[{"title": c.title, "arrow": ARROWS.get(c.direction, ""), "unit": c.unit}
                          for c in MACHINE_COLUMNS],
