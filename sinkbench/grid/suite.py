@@ -141,7 +141,10 @@ SUITES: dict[str, Suite] = {
     # Minutes on a 2-core CPU for SmolLM2-135M (README: measured times); bos=drop is computed once there.
     "quick": Suite("quick", "4.0", suite_tasks("quick"), prefix_lengths=(256, 1024, 4096), sweep_limit=120,
                    window=256, sink_keys=4, profile=ProfilePlan(), knockout_long_text=False,
-                   about="minutes on a 2-core CPU with SmolLM2-135M."),
+                   about="minutes on a 2-core CPU with SmolLM2-135M.",
+                   # SmolLM2-135M's suite 3.0 took 8 min 48 s with a 15 s load on a machine whose fp32 matrix products ran
+                   # at 373-439 GFLOP/s (README); 4.0's longer sweep and random-token probe add about a minute there.
+                   reference=ReferenceRun("SmolLM2-135M", seconds=573.0, matrix_gflops=400.0, linear_weights=106_168_320)),
     # Every real task (large ones sliced), retrieval doubling from 512 tokens to the model's context,
     # the stress sweep doubling to the context on every task (README: measured times).
     "standard": Suite("standard", "4.0", suite_tasks("standard"), prefix_lengths=(256, 512, 1024, 2048, 4096, 8192, 16384),
