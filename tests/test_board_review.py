@@ -19,7 +19,7 @@ from sinkbench.record.format import read_record
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "leaderboard" / "submissions"
 GEMMA = Path("submissions/gemma3/gemma3-270m/a5fd3b62230a.json")
-QWEN = Path("submissions/qwen2/qwen2.5-coder-0.5b-instruct-q4_k_m/1d9614638d18.json")
+SMOLLM2 = Path("submissions/smollm2/smollm2-135m/b179c9523d0e.json")
 WORKFLOW = ROOT / ".github" / "workflows" / "board.yml"
 
 
@@ -38,22 +38,20 @@ def review(board: Path, base, capsys, *extra) -> tuple[int, str, str]:
 
 
 def test_a_new_family_gets_its_rank_band_and_the_nearest_records(tmp_path, capsys):
-    base = real_board(tmp_path / "base", leave_out=(QWEN,))
+    base = real_board(tmp_path / "base", leave_out=(SMOLLM2,))
     board = real_board(tmp_path / "board")
     code, text, _ = review(board, base, capsys)
     assert code == 0
     assert text.startswith("<!-- sinkbench board review -->\n")
-    assert "1 record added or changed, 0 removed. Every changed record is valid, and the board builds (4 records)" in text
-    # the README's example table: Qwen 0.525 [0.504, 0.546]; Gemma's interval (low 0.540) overlaps it, so both are in
-    # band 1; SmolLM2 (0.484, high 0.504) is below Gemma's whole interval: band 2.
-    assert "Rank band 1 of 3 records on suite quick 3.0; suite score 0.525 (0.504–0.546)." in text
-    assert "The first release of family qwen2 on suite quick 3.0 on this board" in text
+    assert "1 record added or changed, 0 removed. Every changed record is valid, and the board builds (2 records)" in text
+    # The README's example table: SmolLM2 0.484 [0.463, 0.504] lies wholly below Gemma's 0.561 [0.540, 0.581]: band 2.
+    assert "Rank band 2 of 2 records on suite quick 4.0; suite score 0.484 (0.463–0.504)." in text
+    assert "The first release of family smollm2 on suite quick 4.0 on this board" in text
     rows = {line.split(" | ")[1].strip("*"): line for line in text.splitlines() if line.startswith("| ") and " | " in line}
-    assert rows["gemma3-270m"].startswith("| 1 |") and rows["gemma3-270m"].endswith("| yes |")
+    assert rows["gemma3-270m"].startswith("| 1 |") and rows["gemma3-270m"].endswith("| no |")
     assert "0.561 (0.540–0.581)" in rows["gemma3-270m"] and "0.342 (0.311–0.374)" in rows["gemma3-270m"]
-    assert rows["smollm2-135m"].startswith("| 2 |") and "0 by construction" in rows["smollm2-135m"]
-    assert rows[r"qwen2.5-coder-0.5b-instruct-q4\_k\_m"].endswith("| (this record) |")
-    assert (board / "site" / "index.html").is_file() and "qwen2.5-coder" in (board / "README.md").read_text()
+    assert rows["smollm2-135m"].endswith("| (this record) |") and "0 by construction" in rows["smollm2-135m"]
+    assert (board / "site" / "index.html").is_file() and "smollm2-135m" in (board / "README.md").read_text()
 
 
 def test_a_release_is_compared_with_the_previous_one(tmp_path, capsys):
@@ -66,7 +64,7 @@ def test_a_release_is_compared_with_the_previous_one(tmp_path, capsys):
     write(new, board / submission_path(new))
     code, text, _ = review(board, base, capsys)
     assert code == 0  # a regression is reported, not failed
-    assert "### gemma3-270m, revision b2 (family gemma3, suite quick 3.0)" in text
+    assert "### gemma3-270m, revision b2 (family gemma3, suite quick 4.0)" in text
     assert ("Against the model's previous release: gemma3-270m, revision a5fd3b62230a (released 2025-08-14). "
             "Two records of one model (gemma3-270m, family gemma3): a regression test.") in text
     tasks = ("sinkbench_lambada_quick", "sinkbench_piqa_quick", "sinkbench_arc_easy_quick")

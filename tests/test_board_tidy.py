@@ -44,7 +44,7 @@ def test_one_row_per_document_metric_and_condition(exported):
     assert table.groupby("condition").size().to_dict() == ROWS
     assert len(table) == 27192 == sum(ROWS.values())
     assert set(table["model"]) == {"gemma3-270m"} and set(table["revision"]) == {"a5fd3b62230a"}
-    assert set(table["suite"]) == {"quick"} and set(table["suite_version"].astype(str)) == {"3.0"}
+    assert set(table["suite"]) == {"quick"} and set(table["suite_version"].astype(str)) == {"4.0"}
     assert sorted(table.loc[table["condition"] == "bos=drop", "metric"].unique()) == ["acc", "acc_norm", "alpha", "loglik"]
 
 

@@ -50,11 +50,17 @@ def test_family_matches_eager_attention(model_type):
     # The probe keys layers by layer_idx: it must be the block's index in the decoder stack.
     modules = attention_modules(model)
     assert all(index == layer for layer, (index, _) in modules.items()), model_type
-    assert len(attentions) == len(modules) == stats.first_key.shape[1]
+    # Every decoder layer keeps its depth: the softmax layers hold their attention, the others NaN and type none.
+    n_layers = stats.first_key.shape[1]
+    layers = sorted(modules)
+    assert len(attentions) == len(modules) and n_layers == model.config.get_text_config().num_hidden_layers
     if model_type in HYBRID:
-        assert len(modules) < model.config.num_hidden_layers
+        assert len(modules) < n_layers
+        others = [i for i in range(n_layers) if i not in modules]
+        assert torch.isnan(stats.first_key[:, others]).all() and not stats.sees_first[:, others].any()
+        assert all(stats.layers[i].type == "none" for i in others)
     expected = torch.stack([a[..., 0] for a in attentions], dim=1)  # (B, L_attention, H, T)
-    torch.testing.assert_close(stats.first_key, expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(stats.first_key[:, layers], expected, atol=1e-5, rtol=1e-4)
 
     # Peaked: on average a query's top key takes over half of its attention (uniform over up to 24
     # keys would give <= 1/2 only for the first two queries).
