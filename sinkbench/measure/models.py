@@ -226,30 +226,10 @@ def load_model(
         model.to(device)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    config = model.config
-    bos_token, bos_id, adds_bos = _first_token_facts(tokenizer)
-    revision_loaded = getattr(config, "_commit_hash", None) if source == "hub" else None
-    identity = ModelIdentity(
-        name=spec,
-        source=source,
-        family=family or config.model_type,
-        architecture=type(model).__name__,
-        revision=revision_loaded,
-        weights_sha256=weights,
-        n_parameters=sum(p.numel() for p in model.parameters()),
-        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
-        n_layers=config.num_hidden_layers,
-        n_heads=config.num_attention_heads,
-        n_kv_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
-        max_context=getattr(config, "max_position_embeddings", None),
-        bos_token=bos_token,
-        bos_token_id=bos_id,
-        adds_bos=adds_bos,
-        weights=describe_weights(gguf or (path if source == "local" else _hub_folder(spec, revision_loaded))),
-        # SinkProbe runs every measured pass under sinkbench's own function (attention_session), whatever
-        # the model was loaded with; a loader that measures through another one says so here.
-        attention_implementation=ATTENTION_NAME,
-    )
+    revision_loaded = getattr(model.config, "_commit_hash", None) if source == "hub" else None
+    weights_file = gguf or (path if source == "local" else _hub_folder(spec, revision_loaded))
+    identity = _identity(model, tokenizer, name=spec, source=source, family=family, revision=revision_loaded,
+                         weights_sha256=weights, weights=describe_weights(weights_file))
     return LoadedModel(model=model, tokenizer=tokenizer, identity=identity, attention=attention_route(model))
 
 
@@ -450,29 +430,28 @@ def loaded_from_memory(model, tokenizer, *, name: str, family: str | None = None
         raise SinkbenchError(f"expected a transformers PreTrainedModel, got {type(model).__name__}")
     if not callable(tokenizer) or not hasattr(tokenizer, "bos_token_id"):
         raise SinkbenchError(f"expected a transformers tokenizer, got {type(tokenizer).__name__}")
+    identity = _identity(model, tokenizer, name=name, source="memory", family=family, revision=revision,
+                         weights_sha256=None, weights=_in_memory_weights(model))
+    return LoadedModel(model=model, tokenizer=tokenizer, identity=identity, attention=attention_route(model))
+
+
+def _identity(model, tokenizer, *, name: str, source: str, family: str | None, revision: str | None,
+              weights_sha256: str | None, weights: WeightsDescription) -> ModelIdentity:
+    """The identity of a loaded model: what the caller knows of where it came from, the rest read off the model."""
     config = model.config.get_text_config()  # a multimodal model's language part holds the layer counts
-    first = next(model.parameters())
     bos_token, bos_id, adds_bos = _first_token_facts(tokenizer)
-    identity = ModelIdentity(
-        name=name,
-        source="memory",
-        family=family or config.model_type,
-        architecture=type(model).__name__,
-        revision=revision,
-        weights_sha256=None,
-        n_parameters=sum(p.numel() for p in model.parameters()),
-        dtype=str(first.dtype).removeprefix("torch."),
-        n_layers=config.num_hidden_layers,
+    return ModelIdentity(
+        name=name, source=source, family=family or config.model_type, architecture=type(model).__name__,
+        revision=revision, weights_sha256=weights_sha256, n_parameters=sum(p.numel() for p in model.parameters()),
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."), n_layers=config.num_hidden_layers,
         n_heads=config.num_attention_heads,
         n_kv_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
-        max_context=getattr(config, "max_position_embeddings", None),
-        bos_token=bos_token,
-        bos_token_id=bos_id,
-        adds_bos=adds_bos,
-        weights=_in_memory_weights(model),
+        max_context=getattr(config, "max_position_embeddings", None), bos_token=bos_token, bos_token_id=bos_id,
+        adds_bos=adds_bos, weights=weights,
+        # SinkProbe runs every measured pass under sinkbench's own function (attention_session), whatever
+        # the model was loaded with; a loader that measures through another one says so here.
         attention_implementation=ATTENTION_NAME,
     )
-    return LoadedModel(model=model, tokenizer=tokenizer, identity=identity, attention=attention_route(model))
 
 
 _STORED_NAMES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.float64: "F64"}
