@@ -68,29 +68,55 @@ def _legend(series: list[Series]) -> list[tuple[str, str, str | None]]:
     return [(family, colour, dash) for family, (colour, dash) in sorted(seen.items())]
 
 
-def _x_ticks(values) -> list[float]:
-    return sorted(set(values)) or [1, 2]
+@dataclass(frozen=True)
+class Line:
+    """One line of a chart: its points (curves.Point), colour and dash, hover text, the short name at its end
+    (None: the legend names it) and the index table's row it belongs to."""
+
+    points: list
+    colour: str
+    dash: str | None
+    hover: str
+    label: str | None = None
+    row: int | None = None
 
 
-def line_chart(key: str, title: str, caption: str, series: list[Series], read: Callable[[dict], list],
-               x_label: str, y_label: str, *, log_x: bool = True, fraction: bool = True,
-               x_ticks: list[float] | None = None) -> Plot:
-    """One line per record through the points `read(record)` gives (curves.Point), error bars where they have them."""
-    drawn = [(item, read(item.submission.record)) for item in series]
-    drawn = [(item, points) for item, points in drawn if points]
-    xs = x_ticks or _x_ticks(p.x for _, points in drawn for p in points)
-    ys = [v for _, points in drawn for p in points for v in (p.value, p.low, p.high)]
+def line_chart(key: str, title: str, caption: str, lines: list[Line], x_label: str, y_label: str, *,
+               legend: list[tuple[str, str, str | None]] = (), end_labels: bool = False, empty: str | None = None,
+               log_x: bool = True, fraction: bool = True, x_ticks: list[float] | None = None) -> Plot | None:
+    """The board's one line chart (the index's, one line per record; a model page's, a few named lines): each
+    line through its points with error bars where they have them. Above svg.MANY lines the dots and end labels
+    go (hover names them). Without a point to draw: a chart saying `empty`, or None when `empty` is None."""
+    drawn = [line for line in lines if line.points]
+    if not drawn and empty is None:
+        return None
+    xs = x_ticks or sorted({p.x for line in drawn for p in line.points}) or [1, 2]
+    ys = [v for line in drawn for p in line.points for v in (p.value, p.low, p.high)]
     many = len(drawn) > svg.MANY
-    chart = svg.Chart(title, x_label, y_label, xs, svg.value_ticks(ys, fraction), legend=_legend(series),
-                      log_x=log_x, decimals=0 if many else 1, right=30 if many else 170)
-    names = labels([item.submission for item, _ in drawn])
-    for item, points in drawn:
-        chart.series(points, item.colour, identity(item.submission), row=item.row, dash=item.dash, dots=not many)
+    labelled = end_labels and not many
+    chart = svg.Chart(title, x_label, y_label, xs, svg.value_ticks(ys, fraction), legend=legend, log_x=log_x,
+                      decimals=0 if many else 1, right=170 if labelled else 30)
+    for line in drawn:
+        chart.series(line.points, line.colour, line.hover, row=line.row, dash=line.dash, dots=not many)
     if not drawn:
-        chart.note("no record of this suite has these numbers")
-    elif not many:
-        chart.end_labels([(names[item.submission.path], item.colour, points) for item, points in drawn])
+        chart.note(empty)
+    elif labelled:
+        chart.end_labels([(line.label, line.colour, line.points) for line in drawn])
     return Plot(key, title, caption, chart.to_string())
+
+
+def record_lines(series: list[Series], read: Callable[[dict], list]) -> list[Line]:
+    """A line per record through the points `read(record)` gives, named by its model at its end."""
+    read_points = [(item, read(item.submission.record)) for item in series]
+    names = labels([item.submission for item, points in read_points if points])
+    return [Line(points, item.colour, item.dash, identity(item.submission), names.get(item.submission.path), item.row)
+            for item, points in read_points]
+
+
+def _index_chart(key: str, title: str, caption: str, series: list[Series], read: Callable[[dict], list],
+                 x_label: str, y_label: str, **options) -> Plot:
+    return line_chart(key, title, caption, record_lines(series, read), x_label, y_label, legend=_legend(series),
+                      end_labels=True, empty="no record of this suite has these numbers", **options)
 
 
 def dependence_plots(key: str, series: list[Series]) -> list[Plot]:
@@ -131,36 +157,36 @@ def suite_plots(key: str, series: list[Series]) -> list[Plot]:
     """Every index chart of one suite's records (`key` makes the element ids unique per suite)."""
     records = [item.submission.record for item in series]
     prefixes = sorted({p.x for r in records for p in curves.prefix_curve(r)})
-    plots = [line_chart(
+    plots = [_index_chart(
         f"{key}-depth", "First-token attention by relative depth", "α per layer from the sink profile (T=64), at "
         "layer index / number of layers, so that models of any depth share an axis. Means only: the record keeps "
         "no per-text value per layer, so these lines have no error bars.", series, curves.depth_curve,
         "relative depth (layer index / number of layers)", "α (attention to the first token)", log_x=False,
         x_ticks=[0, 0.2, 0.4, 0.6, 0.8, 1])]
     plots += dependence_plots(key, series)
-    plots.append(line_chart(
+    plots.append(_index_chart(
         f"{key}-prefix", "Suite score against stress prefix length", "Mean accuracy of the sweep tasks with <bos> "
         f"kept, for each length of unrelated text put before every example; bars: {stats.LEVEL} intervals (Wilson "
         "per task, combined as the suite score is). A flat line: the "
         "model ignores the distractor.", series, curves.prefix_curve, PREFIX_AXIS, heading(COLUMNS_BY_NAME["suite_score"]),
         x_ticks=prefixes or None))
     for family in sorted({f for r in records for f in curves.retrieval_families(r)}):
-        plots.append(line_chart(
+        plots.append(_index_chart(
             f"{key}-retrieval-{family}", f"Retrieval accuracy against length ({family})",
             f"Accuracy of the {family} retrieval tasks with <bos> kept, at each context length the model reaches; "
             f"bars: Wilson {stats.LEVEL} intervals.", series, lambda r, f=family: curves.retrieval_points(r, f),
             "context length (tokens, log scale)", "accuracy"))
-    plots.append(line_chart(
+    plots.append(_index_chart(
         f"{key}-attention", "Attention to the first token against stress prefix length", "Mean over the sweep "
         "tasks' documents of each document's attention to the sequence's first token (the sink, whatever token "
         f"it is); bars: the {stats.TASK_MEANS}.", series, curves.attention_curve, PREFIX_AXIS,
         "α (first token of the sequence)", x_ticks=prefixes or None))
-    plots.append(line_chart(
+    plots.append(_index_chart(
         f"{key}-text-start", "Attention to the text's own first token against stress prefix length", "The same for "
         "the first token of the text behind the prefix: does it take over the sink role? Absent where nothing "
         "stands in front of the text (no <bos>, no prefix).", series, lambda r: curves.attention_curve(r, "text_start"),
         PREFIX_AXIS, "α (first token of the text)", x_ticks=prefixes or None))
-    plots.append(line_chart(
+    plots.append(_index_chart(
         f"{key}-length", "α against context length", "The profile's length sweep: mean attention to the first token "
         f"over layers, heads and queries at each profiled length; bars: {stats.T_MEAN}, over the texts of that "
         "length. Barbero et al.: the sink grows with context length.", series, curves.length_sweep,

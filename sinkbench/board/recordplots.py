@@ -4,32 +4,28 @@ holds the values behind a mean, and the layer x head α heatmap."""
 from __future__ import annotations
 
 from sinkbench.board import curves, heatmap, svg
-from sinkbench.board.plots import PREFIX_AXIS, Plot
+from sinkbench.board.plots import PREFIX_AXIS, Line, Plot, line_chart
 from sinkbench.board.table import heading
 from sinkbench.record import stats
 from sinkbench.record.columns import COLUMNS_BY_NAME
+from sinkbench.record.numbers import estimate
 
 
-def _chart(key: str, title: str, caption: str, lines: list[tuple[str, list]], x_label: str, y_label: str, *,
-           log_x: bool = True, fraction: bool = True, x_ticks: list[float] | None = None) -> Plot | None:
-    """A chart of a few named lines (label, points); None when none has a point."""
-    lines = [(label, points) for label, points in lines if points]
-    if not lines:
-        return None
-    xs = x_ticks or sorted({p.x for _, points in lines for p in points})
-    ys = [v for _, points in lines for p in points for v in (p.value, p.low, p.high)]
-    styles = [svg.style(index) for index in range(len(lines))]
-    legend = [(label, colour, dash) for (label, _), (colour, dash) in zip(lines, styles)] if len(lines) > 1 else []
-    chart = svg.Chart(title, x_label, y_label, xs, svg.value_ticks(ys, fraction), legend=legend, log_x=log_x)
-    for (label, points), (colour, dash) in zip(lines, styles):
-        chart.series(points, colour, f"{label}: " + ", ".join(_point_text(p) for p in points), dash=dash)
-    return Plot(key, title, caption, chart.to_string())
+def _chart(key: str, title: str, caption: str, named: list[tuple[str, list]], x_label: str, y_label: str,
+           **options) -> Plot | None:
+    """plots.line_chart of a few named lines (label, points), styled in order and named in a legend (when more
+    than one); None when none has a point."""
+    named = [(label, points) for label, points in named if points]
+    styles = [svg.style(index) for index in range(len(named))]
+    lines = [Line(points, colour, dash, f"{label}: " + ", ".join(_point_text(p) for p in points))
+             for (label, points), (colour, dash) in zip(named, styles)]
+    legend = [(label, colour, dash) for (label, _), (colour, dash) in zip(named, styles)] if len(named) > 1 else []
+    return line_chart(key, title, caption, lines, x_label, y_label, legend=legend, **options)
 
 
 def _point_text(point) -> str:
     x = svg.tick_label(point.x) if float(point.x).is_integer() else f"{point.x:.2f}"
-    interval = f" [{point.low:.3f}, {point.high:.3f}]" if point.low is not None else ""
-    return f"{x} → {point.value:.3f}{interval}"
+    return f"{x} → {estimate(point.value, point.low, point.high)}"
 
 
 def _layer_ticks(n_layers: int) -> list[float]:
