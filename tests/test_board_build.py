@@ -23,7 +23,7 @@ from sinkbench.board import boardjson, plots
 from sinkbench.board.ranks import rank_bands
 from sinkbench.board.site import index_page, model_page
 from sinkbench.board.store import Submission, load_board, submission_path
-from sinkbench.board.table import frame
+from sinkbench.board.table import ranked
 from sinkbench.record.columns import COLUMNS, MACHINE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def test_model_page_shows_the_grid_link_and_charts(built):
     for task in r["tasks"]:
         assert f">{task} <small>" in text  # a row per task
     baseline = r["conditions"][0]["scores"]["sinkbench_lambada_quick"]["acc"]
-    assert f"{baseline['value']:.3f}<span class=\"interval\">{baseline['ci_low']:.3f}–{baseline['ci_high']:.3f}" in text
+    assert f"{baseline['value']:.3f}<span class=\"interval\">[{baseline['ci_low']:.3f}, {baseline['ci_high']:.3f}]" in text
     assert 'id="link-table"' in text and "point-biserial" in text
     for chart in ("plot-depth", "plot-length", "plot-prefix", "plot-retrieval", "plot-attention", "plot-sinks-by-layer",
                   "plot-text-start-by-layer", "plot-massive", "plot-overmixing"):
@@ -316,7 +316,7 @@ def test_a_record_without_release_date_shows_a_dash(tmp_path):
 
 def test_a_value_zero_by_construction_is_never_ranked_or_plotted(built):
     submissions = load_board(built)
-    page = index_page(submissions, frame(submissions))
+    page = index_page(ranked(submissions))
     smol_row = next(line for line in page.splitlines() if 'data-family="smollm2"' in line and "SmolLM2-135M" in line)
     bos_cell = re.findall(r'<td class="m" data-sort="" title="0 by construction[^"]*">0 †</td>', smol_row)
     assert len(bos_cell) == 2  # <bos> dependence, and under stress: sorted last with the missing values

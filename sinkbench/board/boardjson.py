@@ -14,7 +14,7 @@ from importlib import resources
 import jsonschema
 
 from sinkbench.board.ranks import RULE
-from sinkbench.board.table import is_missing, suites
+from sinkbench.board.table import suites
 from sinkbench.record.columns import COLUMNS
 
 SCHEMA_VERSION = "1.0"
@@ -25,27 +25,27 @@ def schema() -> dict:
     return json.loads(resources.files("sinkbench.board").joinpath("schema/board.schema.json").read_text(encoding="utf-8"))
 
 
-def board_data(submissions, table) -> dict:
-    by_path = {str(s.path): s for s in submissions}
+def board_data(rows) -> dict:
     records = []
-    for values in table.to_dict("records"):
-        s = by_path[values["path"]]
+    for row in rows:
+        s = row.submission
         records.append({
             "family": s.family, "model": s.name, "revision": s.revision, "release_date": s.release_date,
             "suite": {"name": s.suite[0], "version": s.suite[1]}, "device": s.device, "submission": str(s.path),
-            "page": str(s.page), "rank": None if is_missing(values["rank"]) else int(values["rank"]),
+            "page": str(s.page), "rank": row.rank,
             "summary": {c.name: dict(s.entry(c.name)) for c in COLUMNS},
         })
     return {
         "schema_version": SCHEMA_VERSION, "rank_rule": RULE,
         "columns": [{"name": c.name, "title": c.title, "description": c.description, "unit": c.unit,
                      "direction": c.direction, "kind": c.kind, "formula": c.formula} for c in COLUMNS],
-        "suites": [{"name": name, "version": version, "records": len(rows)} for name, version, rows in suites(table)],
+        "suites": [{"name": name, "version": version, "records": len(group)} for name, version, group in suites(rows)],
         "records": records,
     }
 
 
-def board_json(submissions, table) -> str:
-    data = board_data(submissions, table)
+def board_json(rows) -> str:
+    """board.json for the board's rows (table.ranked), checked against its schema."""
+    data = board_data(rows)
     jsonschema.validate(data, schema())
     return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"

@@ -30,13 +30,13 @@ def outputs_of(submissions: list, board: Path | None = None, cache: CheckCache |
     """Every file the build writes (relative path -> text), from submissions already loaded and checked. With the
     board and a cache: None for a record's page that is on disk as this sinkbench draws it from this record (see
     cache.py), and each page drawn is remembered."""
-    frame = table.frame(submissions)
+    rows = table.ranked(submissions)
     verdicts = plots.Verdicts(cache=cache)  # each pair of releases compared once: for the index and the pages
     texts = {
-        "README.md": table.markdown(frame),
-        "leaderboard.csv": table.csv(frame),
-        "board.json": boardjson.board_json(submissions, frame),
-        "site/index.html": site.index_page(submissions, frame, verdicts),
+        "README.md": table.markdown(rows),
+        "leaderboard.csv": table.csv(rows),
+        "board.json": boardjson.board_json(rows),
+        "site/index.html": site.index_page(rows, verdicts),
     }
     names = plots.labels(submissions)
     releases = _family_releases(submissions, verdicts)

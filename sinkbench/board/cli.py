@@ -109,7 +109,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     current = all(text is None or ((board / name).is_file() and (board / name).read_bytes() == text.encode("utf-8"))
                   for name, text in texts.items())
     write_outputs(board, texts)
-    markdown, regressed = review.markdown(changes, submissions, table.frame(submissions), thresholds, current)
+    markdown, regressed = review.markdown(changes, submissions, thresholds, current)
     _emit(markdown, args.out)
     return 1 if args.fail_on_regression and regressed else 0
 

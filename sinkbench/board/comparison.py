@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sinkbench.board.store import revision_label
-from sinkbench.board.table import format_change, format_value, heading
+from sinkbench.board.table import format_change, format_change_interval, format_value, heading
 from sinkbench.record.compare import REGRESSION, UNTESTED, WORSE, ColumnChange, Comparison, Thresholds
 from sinkbench.record.identity import describe_model
 
@@ -53,11 +53,8 @@ def pairing(comparison: Comparison) -> str:
 
 
 def interval_text(change: ColumnChange) -> str:
-    """'-0.031 to +0.012', or '' without an interval."""
-    low, high = change.change["ci_low"], change.change["ci_high"]
-    if low is None or high is None:
-        return ""
-    return f"{format_change(change.column, low)} to {format_change(change.column, high)}"
+    """'[-0.031, +0.012]', or '' without an interval."""
+    return format_change_interval(change.column, change.change["ci_low"], change.change["ci_high"])
 
 
 def column_lines(comparison: Comparison) -> list[str]:

@@ -19,6 +19,7 @@ from sinkbench.board.table import (BY_CONSTRUCTION, MACHINE_COLUMNS, MISSING, MO
 from sinkbench.grid.conditions import BASELINE
 from sinkbench.record.columns import condition_suite_score
 from sinkbench.record.identity import FORMATS, weights_of, weights_tag
+from sinkbench.record.numbers import interval, number
 
 MODEL_FIELDS = (("name", "model"), ("family", "family"), ("revision", "revision"), ("weights_sha256", "weights sha256"),
                 ("release_date", "released"), ("source", "source"), ("architecture", "architecture"),
@@ -80,7 +81,7 @@ def _estimate_title(entry: dict) -> str:
     """The hover text of a number: its interval, n, method and note."""
     parts = []
     if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
-        parts.append(f"95% interval {entry['ci_low']:.4g}–{entry['ci_high']:.4g}")
+        parts.append(f"95% interval {interval(entry['ci_low'], entry['ci_high'], 4)}")
     if entry.get("n"):
         parts.append(f"n={entry['n']}")
     if entry.get("method") and entry["method"] != "none":
@@ -121,8 +122,7 @@ def _cell(condition: dict, name: str, task: dict) -> dict:
         note = entry["note"] if entry else "no score"
         return {"kind": "skipped", "text": MISSING, "interval": "", "title": note or "no score"}
     places = _places(task)
-    interval = "" if entry["ci_low"] is None else f"{entry['ci_low']:.{places}f}–{entry['ci_high']:.{places}f}"
-    return {"kind": "number", "text": f"{entry['value']:.{places}f}", "interval": interval,
+    return {"kind": "number", "text": number(entry["value"], places), "interval": interval(entry["ci_low"], entry["ci_high"], places),
             "title": _estimate_title(entry)}
 
 
@@ -141,8 +141,7 @@ def _grid(record: dict) -> dict:
         if entry is None or entry["value"] is None:
             suite_row.append({"kind": "none", "text": "", "interval": "", "title": "no accuracy task run here"})
         else:
-            interval = "" if entry["ci_low"] is None else f"{entry['ci_low']:.3f}–{entry['ci_high']:.3f}"
-            suite_row.append({"kind": "number", "text": f"{entry['value']:.3f}", "interval": interval,
+            suite_row.append({"kind": "number", "text": number(entry["value"]), "interval": interval(entry["ci_low"], entry["ci_high"]),
                               "title": _estimate_title(entry)})
     return {"headers": headers, "rows": rows, "suite_row": suite_row}
 
@@ -152,14 +151,14 @@ def _links(record: dict) -> tuple[list[dict], list[dict]]:
     rows, others = [], []
     for condition in record["conditions"]:
         for task, link in condition["link"].items():
-            quartiles = [{"text": f"{q['accuracy']:.3f}", "title": f"quartile {q['quartile']}: α {q['alpha_low']:.3f}–"
-                          f"{q['alpha_high']:.3f}, {q['n']} documents"} for q in link["quartiles"]]
+            quartiles = [{"text": f"{q['accuracy']:.3f}", "title": f"quartile {q['quartile']}: α "
+                          f"{interval(q['alpha_low'], q['alpha_high'])}, {q['n']} documents"} for q in link["quartiles"]]
             quartiles += [{"text": "", "title": ""}] * (4 - len(quartiles))
             r = link["point_biserial"]
-            interval = "" if link["ci_low"] is None else f"{link['ci_low']:+.3f} to {link['ci_high']:+.3f}"
+            bounds = interval(link["ci_low"], link["ci_high"], signed=True)
             (rows if condition["role"] == BASELINE else others).append({
                 "condition": condition["name"], "task": task, "n": link["n"], "quartiles": quartiles,
-                "r": MISSING if r is None else f"{r:+.3f}", "interval": interval, "note": link["note"] or ""})
+                "r": number(r, signed=True), "interval": bounds, "note": link["note"] or ""})
     return rows, others
 
 

@@ -20,8 +20,7 @@ from sinkbench.board.comparison import interval_text, pairing, verdict_line, wha
 from sinkbench.board.ranks import bounds
 from sinkbench.board.store import (SUBMISSIONS, Submission, read_untrusted, record_problems, submission_files,
                                    submission_path, summarise)
-from sinkbench.board.table import (MISSING, MODEL_COLUMNS, cell_text, format_change, format_value, heading, is_missing,
-                                   md)
+from sinkbench.board.table import MISSING, MODEL_COLUMNS, Row, ranked, cell_text, format_change, format_value, heading, md
 from sinkbench.board.track import releases
 from sinkbench.errors import SinkbenchError
 from sinkbench.record.compare import REGRESSION, UNTESTED, Comparison, Thresholds, compare
@@ -170,42 +169,45 @@ def _comparison_table(comparison: Comparison) -> list[str]:
     return lines
 
 
-def _rank_line(row: dict, suite_rows: list[dict]) -> str:
-    rank = MISSING if is_missing(row["rank"]) else str(row["rank"])
+def _rank_line(row: Row, suite_rows: list[Row]) -> str:
+    s = row.submission
+    rank = MISSING if row.rank is None else str(row.rank)
     return (f"Rank band {rank} of {len(suite_rows)} record{'s' * (len(suite_rows) != 1)} on suite "
-            f"{md(row['suite'])} {md(row['suite_version'])}; suite score {cell_text(_SCORE, row)}.")
+            f"{md(s.suite[0])} {md(s.suite[1])}; suite score {cell_text(_SCORE, s.entry(_SCORE.name))}.")
 
 
-def _overlaps(a: dict, b: dict) -> bool:
-    ia = bounds({"value": a["suite_score"], "ci_low": a["suite_score_ci_low"], "ci_high": a["suite_score_ci_high"]})
-    ib = bounds({"value": b["suite_score"], "ci_low": b["suite_score_ci_low"], "ci_high": b["suite_score_ci_high"]})
+def _overlaps(a: Row, b: Row) -> bool:
+    ia, ib = bounds(a.submission.entry(_SCORE.name)), bounds(b.submission.entry(_SCORE.name))
     return ia is not None and ib is not None and ia[0] <= ib[1] and ib[0] <= ia[1]
 
 
-def _nearest_table(row: dict, suite_rows: list[dict]) -> list[str]:
+def _nearest_table(row: Row, suite_rows: list[Row]) -> list[str]:
     """The records nearest to `row` by suite score (the row itself in bold), in rank order."""
-    others = [r for r in suite_rows if r["path"] != row["path"] and not is_missing(r["suite_score"])]
-    if is_missing(row["suite_score"]) or not others:
+    score = row.submission.value(_SCORE.name)
+    others = [r for r in suite_rows if r is not row and r.submission.value(_SCORE.name) is not None]
+    if score is None or not others:
         return ["No other record of this suite to place it among."]
-    nearest = sorted(others, key=lambda r: (abs(r["suite_score"] - row["suite_score"]), r["path"]))[:NEAREST]
+    nearest = sorted(others, key=lambda r: (abs(r.submission.value(_SCORE.name) - score), str(r.submission.path)))[:NEAREST]
     shown = [r for r in suite_rows if r is row or r in nearest]
     lines = [f"The {len(nearest)} record{'s' * (len(nearest) != 1)} nearest by suite score (“same band”: the suite "
              "scores' 95% intervals overlap, so the two cannot be told apart):", "",
              "| rank | model | family | revision | " + " | ".join(md(heading(c)) for c in JUDGED) + " | same band |",
              "| ---: | --- | --- | --- | " + " | ".join("---:" for _ in JUDGED) + " | --- |"]
     for r in shown:
+        s = r.submission
         bold = "**" if r is row else ""
-        rank = MISSING if is_missing(r["rank"]) else str(r["rank"])
+        rank = MISSING if r.rank is None else str(r.rank)
         band = "(this record)" if r is row else ("yes" if _overlaps(r, row) else "no")
-        lines.append(f"| {rank} | {bold}{md(r['model'])}{bold} | {md(r['family'])} | {md(r['revision'])} | "
-                     + " | ".join(md(cell_text(c, r)) for c in JUDGED) + f" | {band} |")
+        lines.append(f"| {rank} | {bold}{md(s.name)}{bold} | {md(s.family)} | {md(s.revision)} | "
+                     + " | ".join(cell_text(c, s.entry(c.name)) for c in JUDGED) + f" | {band} |")  # our own digits
     return lines
 
 
 def record_section(s: Submission, submissions: list[Submission], rows: dict, thresholds: Thresholds) -> tuple[list[str], bool]:
-    """The Markdown for one changed record, and whether it regresses against its previous release."""
-    row = rows[str(s.path)]
-    suite_rows = [r for r in rows.values() if r["suite"] == row["suite"]]
+    """The Markdown for one changed record, and whether it regresses against its previous release; `rows`: the
+    board's rows (table.ranked) by submission path."""
+    row = rows[s.path]
+    suite_rows = [r for r in rows.values() if r.submission.suite[0] == s.suite[0]]
     released = f"released {s.release_date}" if s.release_date else "no release date"
     lines = [f"### {_name(s)} (family {md(s.family)}, suite {md(' '.join(s.suite))})", "",
              f"{md(s.path)}, {md(released)}. {_rank_line(row, suite_rows)}", ""]
@@ -228,11 +230,11 @@ def record_section(s: Submission, submissions: list[Submission], rows: dict, thr
     return lines + _nearest_table(row, suite_rows) + [""], False
 
 
-def markdown(changes: Changes, submissions: list[Submission], frame, thresholds: Thresholds,
+def markdown(changes: Changes, submissions: list[Submission], thresholds: Thresholds,
              current: bool) -> tuple[str, list[Submission]]:
     """The review of a change that checked and built, and the changed records that regress against their previous
     release; `current`: the built files in the change were up to date."""
-    rows = {r["path"]: r for r in frame.to_dict("records")}
+    rows = {row.submission.path: row for row in ranked(submissions)}
     by_path = {s.path: s for s in submissions}
     count = len(changes.changed)
     lines = [MARKER, "## sinkbench board review", "",

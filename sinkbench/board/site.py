@@ -18,10 +18,10 @@ from markupsafe import Markup
 
 from sinkbench.board import pages, plots
 from sinkbench.board.ranks import RULE
-from sinkbench.board.table import (ARROWS, BETTER, BY_CONSTRUCTION, MACHINE_COLUMNS, MODEL_COLUMNS, format_interval,
-                                   format_value, interval_names, is_missing, suites)
+from sinkbench.board.table import (ARROWS, BETTER, BY_CONSTRUCTION, MACHINE_COLUMNS, MODEL_COLUMNS, Row,
+                                   format_interval, format_value, machine_order, suites)
 from sinkbench.record.columns import COLUMNS, LOWER
-from sinkbench.record.identity import weights_tag
+from sinkbench.record.identity import weights_of, weights_tag
 
 IDENTITY_HEADERS = (  # (name, title, type): the identity columns before the summary columns
     ("rank", "#", "number"), ("model", "model", "text"), ("family", "family", "text"),
@@ -69,69 +69,59 @@ def _shared_notes(ordered) -> dict[str, str]:
     return shared
 
 
-def _number_cell(column, values: dict, shared_notes: dict[str, str]) -> dict:
-    value = values[column.name]
-    low, high = (values[name] for name in interval_names(column))
-    note = values["notes"].get(column.name)
-    if column.name in values["by_construction"].split():
+def _number_cell(column, entry: dict, shared_notes: dict[str, str]) -> dict:
+    value, note = entry["value"], entry["note"]
+    if entry["by_construction"]:
         return {"cls": "m", "sort": "", "text": "0 †", "small": "", "title": f"{BY_CONSTRUCTION}: {note}"}
-    if is_missing(value):
+    if value is None:
         return {"cls": "m", "sort": "", "text": format_value(column, value), "small": "", "title": note or ""}
     if shared_notes.get(column.name) == note:
         note = None  # said in the heading
-    interval = format_interval(column, low, high)
+    interval = format_interval(column, entry["ci_low"], entry["ci_high"])
     title = "; ".join(part for part in (f"95% CI {interval}" if interval else "no interval", note) if part)
     return {"cls": "", "sort": f"{value:.6g}", "text": format_value(column, value),
             "small": interval if column.name == SHOWN_INTERVAL else "", "title": title}
 
 
-def _rows(group, by_path, start: int, shared_notes: dict[str, str]) -> list[dict]:
-    rows = []
-    for offset, values in enumerate(group.to_dict("records")):
-        submission = by_path[values["path"]]
-        values["notes"] = {c.name: submission.entry(c.name)["note"] for c in MODEL_COLUMNS}
-        rank = None if is_missing(values["rank"]) else int(values["rank"])
-        rows.append({
-            "r": start + offset, "family": values["family"], "model": values["model"], "weights": weights_tag(values),
-            "rank": rank,
-            "href": pages.link_from_index(submission), "revision": values["revision"],
-            "released": values["release_date"] or "—", "cells": [_number_cell(c, values, shared_notes) for c in INDEX_COLUMNS],
-            "device": values["device"],
-            "machine": [format_value(c, values[c.name]) for c in MACHINE_COLUMNS],
-        })
-    return rows
+def _row(row: Row, number: int, shared_notes: dict[str, str]) -> dict:
+    s = row.submission
+    return {
+        "r": number, "family": s.family, "model": s.name, "weights": weights_tag(weights_of(s.record["model"])),
+        "rank": row.rank, "href": pages.link_from_index(s), "revision": s.revision,
+        "released": s.release_date or "—", "cells": [_number_cell(c, s.entry(c.name), shared_notes) for c in INDEX_COLUMNS],
+        "device": s.device, "machine": [format_value(c, s.value(c.name)) for c in MACHINE_COLUMNS],
+    }
 
 
-def _suite_sections(submissions, table, verdicts) -> list[dict]:
-    by_path = {str(s.path): s for s in submissions}
-    styles = plots.family_styles(s.family for s in submissions)
+def _suite_sections(rows: list[Row], verdicts: plots.Verdicts) -> list[dict]:
+    styles = plots.family_styles(row.submission.family for row in rows)
     sections, start = [], 0
-    for name, version, group in suites(table):
-        ordered = [by_path[path] for path in group["path"]]
+    for name, version, group in suites(rows):
+        ordered = [row.submission for row in group]
         shared_notes = _shared_notes(ordered)
-        rows = _rows(group, by_path, start, shared_notes)
+        shown = {id(row.submission): _row(row, start + i, shared_notes) for i, row in enumerate(group)}
         series = [plots.Series(s, start + i, *styles[s.family]) for i, s in enumerate(ordered)]
         charts = plots.suite_plots(f"plot-{name}", series) + plots.release_plots(f"plot-{name}", series, verdicts)
-        machine = sorted(rows, key=lambda row: (row["device"], row["model"], row["family"], row["revision"]))
         sections.append({
-            "key": name, "name": name, "version": version, "rows": rows, "machine": machine,
+            "key": name, "name": name, "version": version, "rows": list(shown.values()),
+            "machine": [shown[id(s)] for s in machine_order(ordered)],
             "headers": _headers(shared_notes),
             "families": sorted({s.family for s in ordered}),
             "density": "" if len(ordered) <= plots.svg.MANY else " many" if len(ordered) <= CROWD else " many crowd",
             # The SVG was built by ElementTree, which escaped every string in it.
             "plots": [{"id": p.id, "heading": p.heading, "caption": p.caption, "svg": Markup(p.svg)} for p in charts],
         })
-        start += len(rows)
+        start += len(group)
     return sections
 
 
-def index_page(submissions, table, verdicts: plots.Verdicts | None = None) -> str:
-    """site/index.html for the board's submissions and their table (table.frame)."""
+def index_page(rows: list[Row], verdicts: plots.Verdicts | None = None) -> str:
+    """site/index.html for the board's rows (table.ranked)."""
     text, digest = script()
     return environment().get_template("index.html.j2").render(
         script=Markup(text), script_hash=digest,  # our own file, not a record's string
-        suites=_suite_sections(submissions, table, verdicts or plots.Verdicts()) if submissions else [], count=len(submissions),
-        families=sorted({s.family for s in submissions}), rank_rule=RULE,
+        suites=_suite_sections(rows, verdicts or plots.Verdicts()) if rows else [], count=len(rows),
+        families=sorted({row.submission.family for row in rows}), rank_rule=RULE,
         machine_headers=[{"title": c.title, "arrow": ARROWS.get(c.direction, ""), "unit": c.unit}
                          for c in MACHINE_COLUMNS],
         columns=[{"name": c.name, "title": c.title, "arrow": ARROWS.get(c.direction, ""), "unit": c.unit,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sinkbench.record.columns import COLUMNS, MACHINE, PROFILE, SINK_RATE_EPS, condition_suite_score, eps_key
 from sinkbench.record.identity import describe_model
+from sinkbench.record.numbers import MISSING, entry_text, number
 from sinkbench.record.views import skipped_whole
 
 
@@ -37,20 +38,6 @@ def out_of_view(condition: dict) -> list[int]:
     return [layer for layer, seen in enumerate(map(sum, zip(*counts))) if seen == 0]
 
 
-def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.0f}" if abs(value) >= 1000 or digits == 0 else f"{value:.{digits}f}"
-
-
-def interval(entry: dict, digits: int = 3) -> str:
-    """'0.584 [0.551, 0.617]', or the value alone when it has no interval."""
-    text = _fmt(entry["value"], digits)
-    if entry["ci_low"] is not None:
-        text += f" [{_fmt(entry['ci_low'], digits)}, {_fmt(entry['ci_high'], digits)}]"
-    return text
-
-
 def render_record(record: dict, load_seconds: float | None = None, elapsed_seconds: float | None = None) -> str:
     model, profile = record["model"], record["profile"]
     suite = record["provenance"]["suite"]
@@ -70,8 +57,8 @@ def render_record(record: dict, load_seconds: float | None = None, elapsed_secon
         score = condition_suite_score(condition, record)
         alpha, rates = _sinks(condition)
         time = "same as " + condition["identical_to"] if condition["identical_to"] else f"{condition['wall_time_s']:.0f} s"
-        rate_cells = " ".join(f"{_fmt(rates.get(eps_key(eps))):>10}" for eps in SINK_RATE_EPS)
-        lines.append(f"{condition['name']:30} {interval(score) if score else '-':>22} {_fmt(alpha):>6} "
+        rate_cells = " ".join(f"{number(rates.get(eps_key(eps))):>10}" for eps in SINK_RATE_EPS)
+        lines.append(f"{condition['name']:30} {entry_text(score) if score else MISSING:>22} {number(alpha):>6} "
                      f"{rate_cells} {time:>9}")
         hidden = out_of_view(condition)
         if hidden:
@@ -83,7 +70,7 @@ def render_record(record: dict, load_seconds: float | None = None, elapsed_secon
     for column in COLUMNS:
         entry = record["summary"][column.name]
         unit = "" if column.unit in ("fraction", "ratio", "relative change") else f" {column.unit}"
-        text = interval(entry, column.decimals) + unit
+        text = entry_text(entry, column.decimals) + unit
         notes = []
         if entry["mde"] is not None:
             notes.append(f"MDE {entry['mde']:.3f}")
