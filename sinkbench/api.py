@@ -34,6 +34,7 @@ from sinkbench.grid.suite import DEFAULT_EPS, GridCell, ProfilePlan, custom_grid
 from sinkbench.measure.models import loaded_from_memory
 from sinkbench.measure.profile import sink_profile
 from sinkbench.record.format import read_record
+from sinkbench.record.types import Record
 from sinkbench.run.runner import RunConfig, run
 
 CALLER_TEXTS = "texts given by the caller"
@@ -164,17 +165,18 @@ def make_grid(tasks: list[str] | None = None, bos: list[str] | None = None, pref
 
 
 # RunConfig fields a caller may set through evaluate(**settings); the rest come from the model and identity.
-SETTINGS = ("limit", "batch_size", "max_batch_tokens", "data_dir", "include_path", "force", "seed", "bootstrap_iters")
+SETTINGS = ("limit", "batch_size", "max_batch_tokens", "data_dir", "include_path", "force", "seed")
 
 
 def evaluate(model, tokenizer, identity: Identity, *, suite: str = "quick", grid: tuple[GridCell, ...] | None = None,
-             out: str | Path | None = None, log=None, **settings) -> dict | None:
-    """Run a suite's grid (or `grid`, see make_grid) and its sink profile on a loaded model; return the record.
+             out: str | Path | None = None, log=None, **settings) -> Record | None:
+    """Run a suite's grid (or `grid`, see make_grid) and its sink profile on a loaded model; return the record
+    (sinkbench.record.types.Record: `record.summary["bos_dependence"].value`; `record.to_json()` is its JSON form).
 
     out: None keeps nothing on disk; a folder writes the run there as `sinkbench run --out` does
     (record.json and its parts; a stopped run continues there). settings: limit (documents per
     task), batch_size, max_batch_tokens, data_dir, include_path (a folder of your own lm-eval
-    tasks), force, seed, bootstrap_iters. log: a function given each progress line (default: silent).
+    tasks), force, seed. log: a function given each progress line (default: silent).
     Returns None on ranks other than 0 of a data-parallel run.
     """
     if not isinstance(identity, Identity):
@@ -192,7 +194,7 @@ def evaluate(model, tokenizer, identity: Identity, *, suite: str = "quick", grid
                            command=("sinkbench.api.evaluate", identity.name), **settings)
         with untouched(model), _logging_restored():
             path = run(config, log=log or (lambda line: None), loaded=loaded)
-        return None if path is None else read_record(path)
+        return None if path is None else Record.from_json(read_record(path))
 
 
 # Loggers and progress bars sinkbench quiets during a run (sinkbench.run.runner): set back afterwards,

@@ -25,6 +25,7 @@ from sinkbench.measure.placement import DEVICE_MAPS, Placement
 from sinkbench.record.format import read_record
 from sinkbench.record.identity import describe_model
 from sinkbench.record.report import render_record
+from sinkbench.record.types import Model, Record
 from sinkbench.record.validate import problems
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
@@ -48,8 +49,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     document = profile_document(loaded, profile, data={"path": str(args.data), "field": args.field})
     out = Path(args.out)
     write_json_atomic(document, out / "profile.json")
-    model, profile = document["model"], document["profile"]
-    heatmap = alpha_heatmap_file(profile["alpha_by_head"], f"{model['name']}: α per layer and head (<bos> {args.bos})",
+    # The probe's model as a record would name it (a probe has no release date to say).
+    model, profile = Model.from_json({**document["model"], "release_date": None}, "model"), document["profile"]
+    heatmap = alpha_heatmap_file(profile["alpha_by_head"], f"{model.name}: α per layer and head (<bos> {args.bos})",
                                  f"α per layer and head: {describe_model(model)}, T={args.T}, <bos> {args.bos}")
     write_text_atomic(heatmap, out / "alpha_heatmap.svg")
     print(render(document))
@@ -137,9 +139,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     if path is None:  # a rank other than 0 of a data-parallel run: rank 0 reports
         return 0
-    record = read_record(path)
+    record = Record.from_json(read_record(path))
     print()
-    print(render_record(record, record["provenance"]["model_load_s"], time.time() - started))
+    print(render_record(record, record.provenance.model_load_s, time.time() - started))
     print(f"\nrecord: {path} (lm-eval results and per-request sink metrics beside it)")
     return 0
 

@@ -1,5 +1,5 @@
 """What the board tests share: a small board, hostile strings, records written to disk, a doctored record,
-the CLI in-process and a snapshot of a folder. Records come from tests/records.py (schema 2.0, valid)."""
+the CLI in-process and a snapshot of a folder. Records come from sinkbench.testing.records (valid)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import copy
 import json
 from pathlib import Path
 
-from records import record
-from sinkbench.record.columns import compute_summary
+from sinkbench.testing.records import record, resummarised
 from sinkbench.record.format import dumps
 from sinkbench.record.link import sink_correctness_link
 from sinkbench.record.stats import proportion
@@ -89,7 +88,7 @@ def degraded(data: dict, share: float) -> dict:
             if task in condition["link"]:
                 condition["link"][task] = {"metric": "acc", **sink_correctness_link(
                     dict(enumerate(outcome["acc"])), dict(enumerate(outcome["alpha"])))}
-    changed["summary"] = compute_summary(changed)
+    changed["summary"] = resummarised(changed)
     return changed
 
 

@@ -200,8 +200,7 @@ ACTION_BUDGET_MS = 1000  # one sort, filter or search over 500 rows, layout incl
 
 @pytest.mark.slow
 def test_a_board_of_500_records_loads_sorts_and_filters_in_time(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from board_scale import generate
+    from sinkbench.testing.boards import generate
 
     board = tmp_path / "board"
     generate(board, 500, distinct=12, realistic=False)  # 12 made, 488 under their own names with those numbers

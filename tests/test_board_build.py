@@ -21,6 +21,7 @@ from board_helpers import (BOARD, HOSTILE, HOSTILE_NAME, HOSTILE_TEXT, STANDARD,
                            snapshot, write)
 from sinkbench.board import boardjson, plots
 from sinkbench.board.ranks import rank_bands
+from sinkbench.record.types import Estimate, Record
 from sinkbench.board.site import index_page, model_page
 from sinkbench.board.store import Submission, load_board, submission_path
 from sinkbench.board.table import ranked
@@ -187,7 +188,7 @@ def test_build_refuses_two_versions_of_one_suite(tmp_path, capsys):
 
 
 def _estimate(value, low, high):
-    return {"value": value, "ci_low": low, "ci_high": high}
+    return Estimate(value=value, stderr=None, ci_low=low, ci_high=high, method="hand-made", n=10, note=None)
 
 
 def test_rank_bands_follow_the_overlap_rule():
@@ -341,7 +342,7 @@ def hostile_record() -> dict:
 
 def test_model_page_escapes_hostile_strings():
     r = hostile_record()
-    text = model_page(Submission(submission_path(record(**HOSTILE)), r), "label " + HOSTILE_TEXT)
+    text = model_page(Submission(submission_path(record(**HOSTILE)), Record.from_json(r)), "label " + HOSTILE_TEXT)
     parsed = parse(text)
     assert "script" not in parsed.tags and "img" not in parsed.tags and "i" not in parsed.tags
     assert "<script>window.pwned" not in text and "&lt;script&gt;window.pwned=2&lt;/script&gt;" in text
@@ -356,8 +357,7 @@ def test_model_page_escapes_hostile_strings():
 
 def test_the_scale_benchmark_board_builds(tmp_path):
     """bench/board_scale.py's board, small: several families, releases, suites and devices, all valid."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from board_scale import generate, plan
+    from sinkbench.testing.boards import generate, plan
 
     specs = plan(40)
     assert len({s["family"] for s in specs}) >= 5 and {s["suite"] for s in specs} == {"quick", "standard"}

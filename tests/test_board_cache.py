@@ -148,7 +148,7 @@ def test_release_verdicts_are_compared_once_per_content(tmp_path, monkeypatch):
     real = plots.compare
 
     def counted(a, b, thresholds):
-        calls.append((a["model"]["revision"], b["model"]["revision"]))
+        calls.append((a.model.revision, b.model.revision))
         return real(a, b, thresholds)
 
     monkeypatch.setattr(plots, "compare", counted)

@@ -18,7 +18,7 @@ from sinkbench.board.store import path_component, plain_strings, record_problems
 from sinkbench.files import field_path
 from sinkbench.grid.suite import SUITES
 from sinkbench.record import stats
-from sinkbench.record.columns import compute_summary
+from sinkbench.testing.records import resummarised
 from sinkbench.record.format import MAX_RECORD_BYTES, dumps
 from sinkbench.record.link import sink_correctness_link
 from sinkbench.record.scores import WEIGHTED, metric_estimate, uses_loglik
@@ -128,7 +128,7 @@ def _drop_condition(r):
 
 def _drop_scores(r):
     del r["conditions"][0]["scores"]["sinkbench_piqa_quick"]
-    r["summary"] = compute_summary(r)  # still a valid record: only the board's grid check fails
+    r["summary"] = resummarised(r)  # still a valid record: only the board's grid check fails
 
 
 def _partial(r):
@@ -248,7 +248,9 @@ def test_a_broken_file_on_the_board_is_named_and_nothing_is_filed(tmp_path, boar
     write_json({"model": 1}, broken)
     before = snapshot(board)
     assert run_cli(["submit", write(record(model="gemma-2b"), tmp_path / "r.json"), "--board", board]) == 2
-    assert "submissions/x/y/z.json: not a record the board can read; fix the board first" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "submissions/x/y/z.json: not a record the board can read (record: missing 'schema_version')" in err
+    assert err.rstrip().endswith("fix the board first")
     assert snapshot(board) == before
 
 
@@ -295,7 +297,7 @@ def _cut_to_first_documents(real: dict, keep: int) -> dict:
             outcome = condition["outcomes"][task]
             condition["link"][task] = {"metric": link["metric"], **sink_correctness_link(
                 dict(enumerate(outcome[link["metric"]])), dict(enumerate(outcome["alpha"])), seed=seed)}
-    cut["summary"] = compute_summary(cut)
+    cut["summary"] = resummarised(cut)
     return cut
 
 

@@ -4,9 +4,10 @@ import copy
 
 import pytest
 
-from records import record
+from sinkbench.testing.records import record
 from sinkbench.errors import SinkbenchError
 from sinkbench.record.build import build_record
+from sinkbench.record.types import Record
 from sinkbench.record.compare import IMPROVEMENT, NOISE, REGRESSION, UNTESTED, WORSE, Thresholds, compare
 from sinkbench.record.validate import problems
 
@@ -27,8 +28,9 @@ def _rebuilt(made: dict) -> dict:
             if task in condition["link"]:
                 condition["link"][task] = {"metric": "acc", **sink_correctness_link(
                     dict(enumerate(outcome["acc"])), dict(enumerate(outcome["alpha"])), seed=0)}
-    fields = {k: made[k] for k in ("model", "provenance", "tasks", "profile", "conditions", "missing")}
-    rebuilt = build_record(**fields)
+    typed = Record.from_json(made)
+    rebuilt = build_record(model=typed.model, provenance=typed.provenance, tasks=typed.tasks, profile=typed.profile,
+                           conditions=typed.conditions, missing=typed.missing).to_json()
     assert problems(rebuilt) == [], problems(rebuilt)[:2]
     return rebuilt
 

@@ -9,9 +9,10 @@ from sinkbench.grid.suite import SUITES, GridCell, ReferenceRun
 from sinkbench.run.plan import first_estimate, fitting_prefix, linear_weights
 
 
-def _baseline(longest: int) -> dict:
-    """A baseline document whose sweep tasks' longest sequence is `longest` tokens."""
-    return {"sinks": {t: {"max_tokens": longest} for t in ("sinkbench_lambada_quick", "sinkbench_arc_easy_quick")}}
+def _baseline(longest: int) -> SimpleNamespace:
+    """A baseline condition whose sweep tasks' longest sequence is `longest` tokens (all fitting_prefix reads)."""
+    return SimpleNamespace(sinks={t: SimpleNamespace(max_tokens=longest)
+                                  for t in ("sinkbench_lambada_quick", "sinkbench_arc_easy_quick")})
 
 
 def test_bos_dropped_stress_takes_the_longest_prefix_that_fits():

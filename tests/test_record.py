@@ -195,7 +195,7 @@ def test_column_names_are_unique_and_directions_known():
 
 
 def _exact(**options):
-    from records import make_record
+    from sinkbench.testing.records import make_record
 
     return make_record(docs=100, sweep_docs=100, retrieval_docs=20, **options)
 
@@ -273,7 +273,7 @@ def test_a_length_beyond_the_context_is_skipped_and_the_longest_computed_prefix_
 
 
 def test_streaming_gap_sink_growth_and_massive_activation_by_hand():
-    from records import make_record
+    from sinkbench.testing.records import make_record
 
     record = make_record()
     only = next(c for c in record["conditions"] if c["role"] == "window_only")
@@ -286,16 +286,16 @@ def test_streaming_gap_sink_growth_and_massive_activation_by_hand():
     points[-1]["per_text"]["alpha_mean"] = [0.1, 0.1, 0.1, 0.1]
     record["profile"]["massive_activations"]["ratio_by_text"] = [[1.0, 10.0, 2.0, 3.0], [3.0, 30.0, 2.0, 1.0]] * 10
     summary = compute_summary(record)
-    assert summary["streaming_gap"]["value"] == pytest.approx(math.e)
-    assert summary["sink_growth"]["value"] == pytest.approx(0.25)
+    assert summary["streaming_gap"].value == pytest.approx(math.e)
+    assert summary["sink_growth"].value == pytest.approx(0.25)
     # 4 texts per length: too few for a bootstrap interval, and the record says so rather than understate it.
-    assert summary["sink_growth"]["ci_low"] is None and "4 texts at T=" in summary["sink_growth"]["note"]
+    assert summary["sink_growth"].ci_low is None and "4 texts at T=" in summary["sink_growth"].note
     points[0]["per_text"]["alpha_mean"] = [0.4, 0.5] * 4
     points[-1]["per_text"]["alpha_mean"] = [0.1, 0.15] * 4  # 8 texts each: ratio of means 0.125 / 0.45
     growth = compute_summary(record)["sink_growth"]
-    assert growth["value"] == pytest.approx(0.125 / 0.45)
-    assert growth["ci_low"] < growth["value"] < growth["ci_high"] and "bootstrap" in growth["method"]
-    assert summary["massive_activation_ratio"]["value"] == pytest.approx(20.0) and summary["massive_activation_ratio"]["note"] == "layer 1"
+    assert growth.value == pytest.approx(0.125 / 0.45)
+    assert growth.ci_low < growth.value < growth.ci_high and "bootstrap" in growth.method
+    assert summary["massive_activation_ratio"].value == pytest.approx(20.0) and summary["massive_activation_ratio"].note == "layer 1"
 
 
 def test_machine_facts_carry_no_interval_and_say_why():

@@ -349,9 +349,12 @@ def test_the_prefix_sweep_is_in_the_record_and_a_length_beyond_the_context_is_sk
 # ---- the time left in a grid ----------------------------------------------------------------
 
 
-def _done(cell: GridCell, n: int, mean_tokens: float, seconds: float) -> dict:
-    return {"outcomes": {t: {"n": n} for t in cell.tasks}, "identical_to": None, "wall_time_s": seconds,
-            "sinks": {t: {"mean_tokens": mean_tokens, "n_requests": n} for t in cell.tasks}}
+def _done(cell: GridCell, n: int, mean_tokens: float, seconds: float):
+    """What the estimator reads of a finished condition (sinkbench.record.types.Condition)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(outcomes={t: SimpleNamespace(n=n) for t in cell.tasks}, identical_to=None, wall_time_s=seconds,
+                           sinks={t: SimpleNamespace(mean_tokens=mean_tokens, n_requests=n) for t in cell.tasks})
 
 
 def test_the_estimate_counts_each_cell_s_tokens_and_their_attention_by_hand():
@@ -381,7 +384,7 @@ def test_the_time_left_leaves_out_twins_and_lengths_beyond_the_context():
     keep = GridCell(Condition(), ("sinkbench_lambada_quick", "sinkbench_passkey_quick_2048"), BASELINE)
     drop = GridCell(Condition(bos="drop"), ("sinkbench_lambada_quick",), BOS_DROP)
     long_prefix = GridCell(Condition(prefix_length=4096), ("sinkbench_lambada_quick",), "prefix")
-    baseline = {"sinks": {"sinkbench_lambada_quick": {"max_tokens": 100}}}
+    baseline = SimpleNamespace(sinks={"sinkbench_lambada_quick": SimpleNamespace(max_tokens=100)})
     left = still_to_compute(no_bos, suite, [keep, drop, long_prefix], [], baseline)
     # drop feeds what keep feeds (no <bos> to drop); 2048 tokens and a 4096-token prefix exceed 1024.
     assert [(c.condition.name, c.tasks) for c in left] == [("bos=keep", ("sinkbench_lambada_quick",))]

@@ -14,11 +14,12 @@ from gguf.quants import quantize
 from safetensors.torch import save_file
 
 from board_helpers import file_board, run_cli
-from records import record
+from sinkbench.testing.records import record
 from sinkbench.errors import SinkbenchError
 from sinkbench.measure.weights import describe_weights
 from sinkbench.record.identity import describe_model, weights_tag
 from sinkbench.record.report import render_record
+from sinkbench.record.types import ABSENT, Model, Record, Weights
 from sinkbench.record.validate import schema_problems
 
 # ---- GGUF ---------------------------------------------------------------------------------
@@ -154,13 +155,17 @@ def test_schema_requires_the_weights_from_3_0_only():
 
 
 def test_the_report_line_names_checkpoint_format_and_quantization():
-    model = {"name": "smollm2-135m", "weights": SMOL}
+    def model(name: str, weights: dict | None) -> Model:
+        made = Record.from_json(record()).model
+        made.name, made.weights = name, ABSENT if weights is None else Weights.from_json(weights)
+        return made
+
     # the checkpoint's name already holds the fine-tune (8k-lc100k-mix1-ep2): said once
-    assert describe_model(model) == "smollm2-135m (Smollm2 135M 8k Lc100K Mix1 Ep2, GGUF Q4_1)"
-    bare = {"name": "m", "weights": {**SMOL, "checkpoint": None, "finetune": "Instruct"}}
+    assert describe_model(model("smollm2-135m", SMOL)) == "smollm2-135m (Smollm2 135M 8k Lc100K Mix1 Ep2, GGUF Q4_1)"
+    bare = model("m", {**SMOL, "checkpoint": None, "finetune": "Instruct"})
     assert describe_model(bare) == "m (fine-tune Instruct, GGUF Q4_1)"
-    assert describe_model({"name": "old"}) == "old"  # schema 2.0: nothing to add
-    assert weights_tag(SMOL) == "Q4_1, 8k-lc100k-mix1-ep2" and weights_tag({}) == ""
+    assert describe_model(model("old", None)) == "old"  # schema 2.0: nothing to add
+    assert weights_tag(Weights.from_json(SMOL)) == "Q4_1, 8k-lc100k-mix1-ep2" and weights_tag(None) == ""
     first = render_record(record(model="smol", seed=11, weights=SMOL)).splitlines()[0]
     assert first == ("smol (Smollm2 135M 8k Lc100K Mix1 Ep2, GGUF Q4_1): LlamaForCausalLM, 1M parameters, "
                      "computed in float32, tokenizer adds <bos>: yes; suite quick 4.0")

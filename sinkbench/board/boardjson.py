@@ -33,7 +33,7 @@ def board_data(rows) -> dict:
             "family": s.family, "model": s.name, "revision": s.revision, "release_date": s.release_date,
             "suite": {"name": s.suite[0], "version": s.suite[1]}, "device": s.device, "submission": str(s.path),
             "page": str(s.page), "rank": row.rank,
-            "summary": {c.name: dict(s.entry(c.name)) for c in COLUMNS},
+            "summary": {c.name: s.entry(c.name).to_json() for c in COLUMNS},
         })
     return {
         "schema_version": SCHEMA_VERSION, "rank_rule": RULE,

@@ -23,19 +23,20 @@ from sinkbench.board.store import load_board, read_untrusted, string_problems, s
 from sinkbench.board.tidy import tidy_outcomes, write_tidy
 from sinkbench.board.track import releases, track
 from sinkbench.record.compare import Thresholds, compare
+from sinkbench.record.types import Record
 from sinkbench.record.validate import problems
 from sinkbench.errors import SinkbenchError
 
 BOARD_HELP = "the board folder (default: ./leaderboard)"
 
 
-def load_record(path: str) -> dict:
+def load_record(path: str) -> Record:
     """A record file for compare and export: everything `sinkbench validate` checks, strings bounded."""
     record = read_untrusted(Path(path))
     found = string_problems(record) or problems(record)
     if found:
         raise SinkbenchError(summarise(path, found))
-    return record
+    return Record.from_json(record)
 
 
 def _thresholds(args: argparse.Namespace):
@@ -73,7 +74,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     thresholds = _thresholds(args)
     a, b = load_record(args.a), load_record(args.b)
     comparison = compare(a, b, thresholds, unpaired=args.unpaired)  # SinkbenchError: cannot be paired (exit 2)
-    alpha_a, alpha_b = a["profile"]["alpha_by_head"], b["profile"]["alpha_by_head"]
+    alpha_a, alpha_b = a.profile.alpha_by_head, b.profile.alpha_by_head
     if args.svg and not same_shape(alpha_a, alpha_b):
         raise SinkbenchError("--svg: the two records have different layer x head shapes; no heatmap drawn")
     print(report(comparison, a, b, thresholds, eps=args.eps, top=args.top))

@@ -14,6 +14,7 @@ from sinkbench.board.store import revision_label
 from sinkbench.board.table import format_change, format_change_interval, format_value, heading
 from sinkbench.record.compare import REGRESSION, UNTESTED, WORSE, ColumnChange, Comparison, Thresholds
 from sinkbench.record.identity import describe_model
+from sinkbench.record.types import Record
 
 
 def plain(text) -> str:
@@ -21,20 +22,20 @@ def plain(text) -> str:
     return " ".join(str(text).split())
 
 
-def describe(record: dict) -> str:
-    model = record["model"]
-    released = model["release_date"] or "no release date"
-    return (f"{plain(describe_model(model))} (family {plain(model['family'])}, revision {plain(revision_label(model))}, "
+def describe(record: Record) -> str:
+    model = record.model
+    released = model.release_date or "no release date"
+    return (f"{plain(describe_model(model))} (family {plain(model.family)}, revision {plain(revision_label(model))}, "
             f"{released})")
 
 
-def what_is_compared(comparison: Comparison, a: dict, b: dict) -> str:
+def what_is_compared(comparison: Comparison, a: Record, b: Record) -> str:
     """One sentence: one model, one family, or two families (and so whether a regression can be called)."""
-    family_a, family_b = plain(a["model"]["family"]), plain(b["model"]["family"])
+    family_a, family_b = plain(a.model.family), plain(b.model.family)
     if comparison.same_model:
-        return f"Two records of one model ({plain(a['model']['name'])}, family {family_a}): a regression test."
+        return f"Two records of one model ({plain(a.model.name)}, family {family_a}): a regression test."
     if comparison.regression_test:
-        return (f"Two models of one family ({family_a}: {plain(a['model']['name'])} and {plain(b['model']['name'])}): "
+        return (f"Two models of one family ({family_a}: {plain(a.model.name)} and {plain(b.model.name)}): "
                 "a regression test within the family.")
     return (f"Two models of different families (A: {family_a}, B: {family_b}): a comparison, not a regression test; "
             "verdicts say worse or better, never regression, and the exit status is 0.")
@@ -127,8 +128,8 @@ def same_shape(a: list[list[float]], b: list[list[float]]) -> bool:
     return len(a) == len(b) and all(len(x) == len(y) for x, y in zip(a, b))
 
 
-def head_lines(a: dict, b: dict, eps: float, top: int) -> list[str]:
-    alpha_a, alpha_b = a["profile"]["alpha_by_head"], b["profile"]["alpha_by_head"]
+def head_lines(a: Record, b: Record, eps: float, top: int) -> list[str]:
+    alpha_a, alpha_b = a.profile.alpha_by_head, b.profile.alpha_by_head
     if not same_shape(alpha_a, alpha_b):
         return [f"Heads not compared: A has {len(alpha_a)} x {len(alpha_a[0])} (layers x heads), "
                 f"B has {len(alpha_b)} x {len(alpha_b[0])}."]
@@ -136,7 +137,7 @@ def head_lines(a: dict, b: dict, eps: float, top: int) -> list[str]:
     gained = [c for c in changes if c.before <= eps < c.after]
     lost = [c for c in changes if c.after <= eps < c.before]
     mean = sum(abs(c.change) for c in changes) / len(changes) if changes else float("nan")
-    lines = [f"Heads ({len(alpha_a)} layers x {len(alpha_a[0])} heads, α at T={b['profile']['T']}): "
+    lines = [f"Heads ({len(alpha_a)} layers x {len(alpha_a[0])} heads, α at T={b.profile.T}): "
              f"{len(gained)} gained a sink (α > {eps:g}), {len(lost)} lost one; mean |change| {mean:.3f}.",
              f"Largest changes of α{'' if top >= len(changes) else f' (top {top})'}:"]
     for c in changes[:top]:
@@ -146,11 +147,11 @@ def head_lines(a: dict, b: dict, eps: float, top: int) -> list[str]:
     return lines
 
 
-def report(comparison: Comparison, a: dict, b: dict, thresholds: Thresholds, eps: float = 0.3, top: int = 10) -> str:
+def report(comparison: Comparison, a: Record, b: Record, thresholds: Thresholds, eps: float = 0.3, top: int = 10) -> str:
     """The whole `board compare` report."""
-    suite = a["provenance"]["suite"]
+    suite = a.provenance.suite
     lines = [f"A: {describe(a)}", f"B: {describe(b)}", what_is_compared(comparison, a, b), pairing(comparison),
-             f"suite {suite['name']} {suite['version']}; {thresholds.describe()}.", "",
+             f"suite {suite.name} {suite.version}; {thresholds.describe()}.", "",
              *column_lines(comparison), ""]
     tests = mcnemar_lines(comparison)
     lines += tests + ([""] if tests else [])

@@ -15,40 +15,42 @@ import yaml
 
 from sinkbench.record import stats
 from sinkbench.record.columns import COLUMNS, MODEL
+from sinkbench.record.types import Record, SummaryValue, as_record
 
 
-def _uncertainty(entry: dict) -> dict | None:
+def _uncertainty(entry: SummaryValue) -> dict | None:
     """The estimate's stderr, 95% interval and n, where it has them."""
-    args = {key: round(entry[key], 6) for key in ("stderr", "ci_low", "ci_high") if entry[key] is not None}
+    args = {key: round(getattr(entry, key), 6) for key in ("stderr", "ci_low", "ci_high") if getattr(entry, key) is not None}
     if not args:
         return None
-    return {**args, "n": entry["n"], "confidence": stats.CONFIDENCE}
+    return {**args, "n": entry.n, "confidence": stats.CONFIDENCE}
 
 
-def model_index(record: dict, name: str | None = None) -> dict:
-    """The `model-index` mapping for a record; `name` overrides the model's name (e.g. its Hub id)."""
-    suite = record["provenance"]["suite"]
+def model_index(record: Record | dict, name: str | None = None) -> dict:
+    """The `model-index` mapping for a record (or its JSON form); `name` overrides the model's name (e.g. its Hub id)."""
+    record = as_record(record)
+    suite = record.provenance.suite
     metrics = []
     for column in COLUMNS:
-        entry = record["summary"][column.name]
-        if column.kind != MODEL or entry["value"] is None or entry["by_construction"]:
+        entry = record.summary[column.name]
+        if column.kind != MODEL or entry.value is None or entry.by_construction:
             continue  # a machine fact, or 0 by construction: neither describes the model
-        metric = {"type": column.name, "name": column.title, "value": round(entry["value"], 6)}
+        metric = {"type": column.name, "name": column.title, "value": round(entry.value, 6)}
         uncertainty = _uncertainty(entry)
         if uncertainty:
             metric["args"] = uncertainty
         metrics.append({**metric, "verified": False})
     return {"model-index": [{
-        "name": name or record["model"]["name"],
+        "name": name or record.model.name,
         "results": [{
             "task": {"type": "text-generation", "name": "Attention-sink dependence"},
-            "dataset": {"type": f"sinkbench-{suite['name']}", "name": f"sinkbench {suite['name']} {suite['version']}",
-                        "config": suite["name"], "revision": suite["version"]},
+            "dataset": {"type": f"sinkbench-{suite.name}", "name": f"sinkbench {suite.name} {suite.version}",
+                        "config": suite.name, "revision": suite.version},
             "metrics": metrics,
         }],
     }]}
 
 
-def model_index_yaml(record: dict, name: str | None = None) -> str:
+def model_index_yaml(record: Record | dict, name: str | None = None) -> str:
     return yaml.safe_dump(model_index(record, name), sort_keys=False, allow_unicode=True, default_flow_style=False,
                           width=1000)

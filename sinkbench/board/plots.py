@@ -128,9 +128,9 @@ def dependence_plots(key: str, series: list[Series]) -> list[Plot]:
         chosen, left_out = [], 0
         for item in series:
             x, y = item.submission.entry(SINK_RATE), item.submission.entry(name)
-            if y["by_construction"]:
+            if y.by_construction:
                 left_out += 1  # not a measurement: never placed among measurements
-            elif x["value"] is not None and y["value"] is not None:
+            elif x.value is not None and y.value is not None:
                 chosen.append((item, curves.from_estimate(0, x), curves.from_estimate(0, y)))
         ys = [v for _, _, p in chosen for v in (p.value, p.low, p.high)]
         many = len(chosen) > svg.MANY
@@ -278,7 +278,7 @@ def release_plots(key: str, series: list[Series], verdicts: Verdicts | None = No
             points = []
             for item in items:
                 entry = item.submission.entry(name)
-                if entry["value"] is None or entry["by_construction"]:
+                if entry.value is None or entry.by_construction:
                     continue  # 0 by construction is not a measurement: never drawn among them
                 day = date.fromisoformat(item.submission.release_date).toordinal()
                 points.append((item, curves.from_estimate(day, entry)))

@@ -9,6 +9,8 @@ is ranked by its value alone (the interval of a point).
 
 from __future__ import annotations
 
+from sinkbench.record.types import Estimate
+
 RANKED_BY = "suite_score"
 RULE = ("Ranks are bands, not places: a record's rank is 1 + the number of records of its suite whose 95% "
         "interval of the suite score lies wholly above its own (Chatbot Arena's rule). Records whose "
@@ -16,16 +18,16 @@ RULE = ("Ranks are bands, not places: a record's rank is 1 + the number of recor
         "records above them at this sample size.")
 
 
-def bounds(entry: dict) -> tuple[float, float] | None:
+def bounds(entry: Estimate) -> tuple[float, float] | None:
     """(low, high) of an estimate's 95% interval; (value, value) without one; None without a value."""
-    if entry["value"] is None:
+    if entry.value is None:
         return None
-    if entry["ci_low"] is None or entry["ci_high"] is None:
-        return entry["value"], entry["value"]
-    return entry["ci_low"], entry["ci_high"]
+    if entry.ci_low is None or entry.ci_high is None:
+        return entry.value, entry.value
+    return entry.ci_low, entry.ci_high
 
 
-def rank_bands(entries: list[dict]) -> list[int | None]:
+def rank_bands(entries: list[Estimate]) -> list[int | None]:
     """The rank of each estimate among `entries` (one suite's suite scores), None where there is no value."""
     intervals = [bounds(entry) for entry in entries]
     lows = [interval[0] for interval in intervals if interval is not None]

@@ -8,6 +8,7 @@ from sinkbench.board.plots import PREFIX_AXIS, Line, Plot, line_chart
 from sinkbench.board.table import heading
 from sinkbench.record import stats
 from sinkbench.record.columns import COLUMNS_BY_NAME
+from sinkbench.record.types import Record, as_record
 from sinkbench.record.numbers import estimate
 
 
@@ -32,18 +33,20 @@ def _layer_ticks(n_layers: int) -> list[float]:
     return svg.nice_ticks(0, max(1, n_layers - 1))
 
 
-def record_plots(record: dict) -> list[Plot]:
-    """Every chart of a model page, in page order; a chart the record has no numbers for is left out."""
-    profile = record["profile"]
-    n_layers = len(profile["alpha_by_layer"])
+def record_plots(record: Record | dict) -> list[Plot]:
+    """Every chart of a model page (of a record or its JSON form), in page order; a chart the record has no numbers
+    for is left out."""
+    record = as_record(record)
+    profile = record.profile
+    n_layers = len(profile.alpha_by_layer)
     types = curves.layer_types(record)
     mixed = curves.mixed_layers(record)
-    by_length = [(f"T={profile['T']} (profile)", curves.layer_curve(profile["alpha_by_layer"]))]
+    by_length = [(f"T={profile.T} (profile)", curves.layer_curve(profile.alpha_by_layer))]
     if mixed:  # the profile's curve again, one line per kind of layer, so that the kinds read apart
-        by_length = [(f"T={profile['T']}, {kind} layers", curves.layer_curve(profile["alpha_by_layer"], types[kind]))
+        by_length = [(f"T={profile.T}, {kind} layers", curves.layer_curve(profile.alpha_by_layer, types[kind]))
                      for kind in ("full", "sliding", "chunked") if kind in types]
-    by_length += [(f"T={p['T']}", curves.layer_curve(p["alpha_by_layer"])) for p in profile["length_sweep"]["points"]
-                  if p["T"] != profile["T"]]
+    by_length += [(f"T={p.T}", curves.layer_curve(p.alpha_by_layer)) for p in profile.length_sweep.points
+                  if p.T != profile.T]
     kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(types.items()))
     layer_note = (f" Layers: {kinds}; a layer with no value is one without softmax attention or one no query could "
                   "see the first token through (a sliding window past it)." if types else "")
@@ -100,7 +103,7 @@ def record_plots(record: dict) -> list[Plot]:
     return [chart for chart in charts if chart is not None]
 
 
-def record_heatmap(record: dict, label: str) -> str:
-    model = record["model"]
-    return heatmap.alpha_heatmap(record["profile"]["alpha_by_head"], f"{label}: α per layer and head",
-                                 f"α per layer and head: {model['name']} (family {model['family']})")
+def record_heatmap(record: Record, label: str) -> str:
+    model = record.model
+    return heatmap.alpha_heatmap(record.profile.alpha_by_head, f"{label}: α per layer and head",
+                                 f"α per layer and head: {model.name} (family {model.family})")

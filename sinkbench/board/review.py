@@ -25,6 +25,7 @@ from sinkbench.board.track import releases
 from sinkbench.errors import SinkbenchError
 from sinkbench.record.compare import REGRESSION, UNTESTED, Comparison, Thresholds, compare
 from sinkbench.record.columns import HIGHER, LOWER
+from sinkbench.record.types import Record
 
 MARKER = "<!-- sinkbench board review -->"  # lets a CI job find and update its own earlier comment
 NEAREST = 4  # records shown around a new family's first record
@@ -123,8 +124,9 @@ def check_changed(board: Path, changes: Changes, cache: CheckCache) -> list[str]
             continue
         data = file.read_bytes()
         found = record_problems(record, data.decode("utf-8"))
-        if not found and submission_path(record) != relative:
-            found = [f"its record belongs at {submission_path(record)} (family/model/revision[.suite])"]
+        belongs = None if found else submission_path(Record.from_json(record))
+        if belongs is not None and belongs != relative:
+            found = [f"its record belongs at {belongs} (family/model/revision[.suite])"]
         if found:
             refused.append(summarise(relative, found))
         else:

@@ -22,6 +22,7 @@ from sinkbench.board.table import (ARROWS, BETTER, BY_CONSTRUCTION, MACHINE_COLU
                                    format_interval, format_value, machine_order, suites)
 from sinkbench.record.columns import COLUMNS, LOWER
 from sinkbench.record.identity import weights_of, weights_tag
+from sinkbench.record.types import SummaryValue
 
 IDENTITY_HEADERS = (  # (name, title, type): the identity columns before the summary columns
     ("rank", "#", "number"), ("model", "model", "text"), ("family", "family", "text"),
@@ -63,21 +64,21 @@ def _shared_notes(ordered) -> dict[str, str]:
     """column -> the note every record of a suite has on it (then it is said once, not on each of 500 rows)."""
     shared = {}
     for c in INDEX_COLUMNS:
-        notes = {s.entry(c.name)["note"] for s in ordered if not s.entry(c.name)["by_construction"]}
+        notes = {s.entry(c.name).note for s in ordered if not s.entry(c.name).by_construction}
         if len(notes) == 1 and None not in notes and len(ordered) > 1:
             shared[c.name] = notes.pop()
     return shared
 
 
-def _number_cell(column, entry: dict, shared_notes: dict[str, str]) -> dict:
-    value, note = entry["value"], entry["note"]
-    if entry["by_construction"]:
+def _number_cell(column, entry: SummaryValue, shared_notes: dict[str, str]) -> dict:
+    value, note = entry.value, entry.note
+    if entry.by_construction:
         return {"cls": "m", "sort": "", "text": "0 †", "small": "", "title": f"{BY_CONSTRUCTION}: {note}"}
     if value is None:
         return {"cls": "m", "sort": "", "text": format_value(column, value), "small": "", "title": note or ""}
     if shared_notes.get(column.name) == note:
         note = None  # said in the heading
-    interval = format_interval(column, entry["ci_low"], entry["ci_high"])
+    interval = format_interval(column, entry.ci_low, entry.ci_high)
     title = "; ".join(part for part in (f"95% CI {interval}" if interval else "no interval", note) if part)
     return {"cls": "", "sort": f"{value:.6g}", "text": format_value(column, value),
             "small": interval if column.name == SHOWN_INTERVAL else "", "title": title}
@@ -86,7 +87,7 @@ def _number_cell(column, entry: dict, shared_notes: dict[str, str]) -> dict:
 def _row(row: Row, number: int, shared_notes: dict[str, str]) -> dict:
     s = row.submission
     return {
-        "r": number, "family": s.family, "model": s.name, "weights": weights_tag(weights_of(s.record["model"])),
+        "r": number, "family": s.family, "model": s.name, "weights": weights_tag(weights_of(s.record.model)),
         "rank": row.rank, "href": pages.link_from_index(s), "revision": s.revision,
         "released": s.release_date or "—", "cells": [_number_cell(c, s.entry(c.name), shared_notes) for c in INDEX_COLUMNS],
         "device": s.device, "machine": [format_value(c, s.value(c.name)) for c in MACHINE_COLUMNS],

@@ -21,6 +21,7 @@ from sinkbench.files import field_path, write_bytes_atomic
 from sinkbench.grid.suite import SUITES
 from sinkbench.record.validate import problems
 from sinkbench.record.format import dumps, read_record
+from sinkbench.record.types import Model, Record, SummaryValue, as_record
 
 DEFAULT_BOARD = Path("leaderboard")
 SUBMISSIONS = "submissions"
@@ -38,33 +39,33 @@ class Submission:
     """One record on a board, and where it is filed (relative to the board folder)."""
 
     path: PurePosixPath
-    record: dict
+    record: Record
     digest: str | None = None  # the sha256 of the record file's bytes, where read from one (the cache's key)
 
     @property
     def name(self) -> str:
-        return self.record["model"]["name"]
+        return self.record.model.name
 
     @property
     def family(self) -> str:
-        return self.record["model"]["family"]
+        return self.record.model.family
 
     @property
     def revision(self) -> str:
-        return revision_label(self.record["model"])
+        return revision_label(self.record.model)
 
     @property
     def release_date(self) -> str | None:
-        return self.record["model"]["release_date"]
+        return self.record.model.release_date
 
     @property
     def suite(self) -> tuple[str, str]:
-        suite = self.record["provenance"]["suite"]
-        return suite["name"], suite["version"]
+        suite = self.record.provenance.suite
+        return suite.name, suite.version
 
     @property
     def device(self) -> str:
-        return self.record["provenance"]["device"]
+        return self.record.provenance.device
 
     @property
     def page(self) -> PurePosixPath:
@@ -73,19 +74,19 @@ class Submission:
         return PurePosixPath(SITE, MODELS, family, model, revision[: -len(".json")] + ".html")
 
     def value(self, column: str) -> float | None:
-        return self.record["summary"][column]["value"]
+        return self.record.summary[column].value
 
-    def entry(self, column: str) -> dict:
+    def entry(self, column: str) -> SummaryValue:
         """The column's summary estimate: value, stderr, ci_low, ci_high, method, n, note, mde, by_construction."""
-        return self.record["summary"][column]
+        return self.record.summary[column]
 
 
-def revision_label(model: dict) -> str | None:
+def revision_label(model: Model) -> str | None:
     """The model's revision, else the first 12 hex digits of its weights' sha256; None if neither."""
-    if model.get("revision"):
-        return model["revision"]
-    if model.get("weights_sha256"):
-        return model["weights_sha256"][:12]
+    if model.revision:
+        return model.revision
+    if model.weights_sha256:
+        return model.weights_sha256[:12]
     return None
 
 
@@ -147,35 +148,35 @@ def _grid(suite_name: str):
     return SUITES[suite_name].grid()
 
 
-def board_problems(record: dict) -> list[str]:
+def board_problems(record: Record) -> list[str]:
     """What the board needs beyond a valid record: complete, the current suite's own grid, a safe path."""
     found = []
-    if record["status"] != "complete":
-        reasons = "; ".join(record["missing"])[:200]
+    if record.status != "complete":
+        reasons = "; ".join(record.missing)[:200]
         found.append(f"status: the record is partial ({reasons}); the board takes complete records only")
-    suite = record["provenance"]["suite"]
-    if suite["custom_grid"]:
+    suite = record.provenance.suite
+    if suite.custom_grid:
         found.append("provenance.suite.custom_grid: true; the board takes records of a suite's own grid only")
-    known = SUITES.get(suite["name"])
+    known = SUITES.get(suite.name)
     if known is None:
-        found.append(f"provenance.suite.name: {quote(suite['name'])} is not a suite ({', '.join(SUITES)})")
-    elif known.version != suite["version"]:
-        found.append(f"provenance.suite.version: {quote(suite['version'])}, but this sinkbench runs {known.name} "
+        found.append(f"provenance.suite.name: {quote(suite.name)} is not a suite ({', '.join(SUITES)})")
+    elif known.version != suite.version:
+        found.append(f"provenance.suite.version: {quote(suite.version)}, but this sinkbench runs {known.name} "
                      f"{known.version}; rerun the model with the current suite")
     else:
-        conditions = {c["name"]: (index, c) for index, c in enumerate(record["conditions"])}
+        conditions = {c.name: (index, c) for index, c in enumerate(record.conditions)}
         for cell in _grid(known.name):
             if cell.condition.name not in conditions:
                 found.append(f"conditions: the suite's condition {cell.condition.name} is missing")
                 continue
             index, condition = conditions[cell.condition.name]
             for task in cell.tasks:  # a task skipped with its reason (beyond the model's context) is complete
-                if task not in condition["scores"] and task not in condition["skipped"]:
+                if task not in condition.scores and task not in condition.skipped:
                     found.append(f"conditions[{index}].scores: no score for {task}, which the suite runs here")
-    model = record["model"]
+    model = record.model
     if revision_label(model) is None:
         found.append("model.revision: null and model.weights_sha256 is null too; the board files a record by one of them")
-    for field, text in (("family", model["family"]), ("name", model["name"]), ("revision", revision_label(model))):
+    for field, text in (("family", model.family), ("name", model.name), ("revision", revision_label(model))):
         if text is not None and path_component(text) is None:
             found.append(f"model.{field}: {quote(text)} cannot become a file name (letters, digits, '.', '_', '+', "
                          f"'-'; '/' becomes '__'; at most {MAX_COMPONENT} characters, not starting with '.')")
@@ -202,7 +203,7 @@ def record_problems(record, text: str | None = None) -> list[str]:
     text: the record's JSON text, when read from a file (a clean text skips the walk over every value)."""
     clean = text is not None and plain_strings(text)
     found = string_problems(record) if isinstance(record, dict) and not clean else []
-    return found or problems(record) or board_problems(record)
+    return found or problems(record) or board_problems(Record.from_json(record))
 
 
 def summarise(where, found: list[str]) -> str:
@@ -212,19 +213,21 @@ def summarise(where, found: list[str]) -> str:
     return f"{where}: {shown}{more}"
 
 
-def submission_path(record: dict) -> PurePosixPath:
+def submission_path(record: Record | dict) -> PurePosixPath:
     """submissions/<family>/<model>/<revision>.json for the quick suite, <revision>.<suite>.json for another
-    (one model at one revision may hold a record of each suite), for a record that passed board_problems."""
-    model = record["model"]
-    parts = [path_component(model["family"]), path_component(model["name"]), path_component(revision_label(model))]
-    suite = record["provenance"]["suite"]["name"]
+    (one model at one revision may hold a record of each suite), for a record (or its JSON form) that passed
+    board_problems."""
+    record = as_record(record)
+    model = record.model
+    parts = [path_component(model.family), path_component(model.name), path_component(revision_label(model))]
+    suite = record.provenance.suite.name
     name = parts[2] + ("" if suite == DEFAULT_SUITE else f".{suite}") + ".json"
     return PurePosixPath(SUBMISSIONS, parts[0], parts[1], name)
 
 
-def _identity(record: dict) -> tuple:
-    model = record["model"]
-    return model["family"], model["name"], revision_label(model)
+def _identity(record: Record) -> tuple:
+    model = record.model
+    return model.family, model.name, revision_label(model)
 
 
 # ---- the board's files ------------------------------------------------------------------
@@ -254,10 +257,11 @@ def load_board(board: Path, cache: CheckCache | None = None) -> list[Submission]
             if found:
                 raise SinkbenchError(summarise(relative, found))
             cache.remember(digest)
-        expected = submission_path(record)
+        typed = Record.from_json(record)
+        expected = submission_path(typed)
         if relative != expected:
             raise SinkbenchError(f"{relative}: its record belongs at {expected} (family/model/revision[.suite])")
-        submissions.append(Submission(relative, record, digest))
+        submissions.append(Submission(relative, typed, digest))
     mixed = _mixed_versions(submissions)
     if mixed:
         raise SinkbenchError(f"{board}: records of several versions of suite {mixed} ({_versions(submissions)}); "
@@ -289,12 +293,11 @@ def _filed(board: Path) -> list[Submission]:
     """The board's records as filed, read but not re-validated (build does that, in CI)."""
     filed = []
     for file in submission_files(board):
-        submission = Submission(PurePosixPath(file.relative_to(board).as_posix()), read_untrusted(file))
+        relative = PurePosixPath(file.relative_to(board).as_posix())
         try:
-            _compared(submission)  # now, so that a broken file is named here and not met as a KeyError later
-        except (KeyError, TypeError, AttributeError):
-            raise SinkbenchError(f"{submission.path}: not a record the board can read; fix the board first") from None
-        filed.append(submission)
+            filed.append(Submission(relative, Record.from_json(read_untrusted(file))))
+        except SinkbenchError as err:  # a broken file is named here, not met as an error later
+            raise SinkbenchError(f"{relative}: not a record the board can read ({err}); fix the board first") from None
     return filed
 
 
@@ -310,16 +313,17 @@ def write_output(path: Path, text: str) -> bool:
 
 def submit(record_file: Path, board: Path = DEFAULT_BOARD, replace: bool = False) -> PurePosixPath:
     """Check a record and file it on the board; SinkbenchError (and no change on disk) when it is refused."""
-    record = read_untrusted(record_file)
-    found = record_problems(record, Path(record_file).read_text(encoding="utf-8"))
+    data = read_untrusted(record_file)
+    found = record_problems(data, Path(record_file).read_text(encoding="utf-8"))
     if found:
         raise SinkbenchError(summarise(record_file, found))
+    record = Record.from_json(data)
     board = Path(board)
     existing = _filed(board)
-    suite = record["provenance"]["suite"]
-    same_suite = [s for s in existing if s.suite[0] == suite["name"]]
-    if any(s.suite[1] != suite["version"] for s in same_suite):
-        raise SinkbenchError(f"{record_file}: provenance.suite: the record is {suite['name']} {suite['version']}, "
+    suite = record.provenance.suite
+    same_suite = [s for s in existing if s.suite[0] == suite.name]
+    if any(s.suite[1] != suite.version for s in same_suite):
+        raise SinkbenchError(f"{record_file}: provenance.suite: the record is {suite.name} {suite.version}, "
                              f"the board holds {_versions(same_suite)}; a board holds one version of each suite")
     relative = submission_path(record)
     target = board / relative
@@ -335,7 +339,7 @@ def submit(record_file: Path, board: Path = DEFAULT_BOARD, replace: bool = False
             raise SinkbenchError(f"{relative}: already holds {quote(name)} (family {quote(family)}, revision "
                                  f"{quote(revision)}), whose file name is the same; rename one of them")
         if not replace:
-            raise SinkbenchError(f"{relative}: {quote(record['model']['name'])} at revision "
-                                 f"{quote(revision_label(record['model']))} is already on the board; --replace overwrites it")
-    write_output(target, dumps(record))
+            raise SinkbenchError(f"{relative}: {quote(record.model.name)} at revision "
+                                 f"{quote(revision_label(record.model))} is already on the board; --replace overwrites it")
+    write_output(target, dumps(data))
     return relative

@@ -22,6 +22,7 @@ from sinkbench.board.ranks import RANKED_BY, RULE, rank_bands
 from sinkbench.record.columns import COLUMNS, HIGHER, LOWER, MACHINE, MODEL, Column
 from sinkbench.record.identity import weights_of, weights_tag
 from sinkbench.record.numbers import MISSING, entry_text, interval, number
+from sinkbench.record.types import SummaryValue
 
 IDENTITY = ("rank", "family", "model", "quantization", "finetune", "revision", "release_date", "suite", "suite_version",
             "device", "path", "page", "by_construction")
@@ -88,9 +89,9 @@ def heading(column: Column) -> str:
     return f"{column.title} {arrow}" if arrow else column.title
 
 
-def cell_text(column: Column, entry: dict) -> str:
+def cell_text(column: Column, entry: SummaryValue) -> str:
     """A summary cell for text outputs: '0.600 [0.513, 0.687]', '0 by construction' or the dash."""
-    return BY_CONSTRUCTION if entry["by_construction"] else entry_text(entry, column.decimals)
+    return BY_CONSTRUCTION if entry.by_construction else entry_text(entry, column.decimals)
 
 
 # ---- Markdown -----------------------------------------------------------------------------
@@ -139,7 +140,7 @@ def machine_order(submissions) -> list:
 
 def model_label(submission) -> str:
     """The Markdown model cell: 'smollm2-135m (Q4\\_1, Instruct)', the name alone when the record does not say."""
-    tag = weights_tag(weights_of(submission.record["model"]))
+    tag = weights_tag(weights_of(submission.record.model))
     return md(submission.name) + (f" ({md(tag)})" if tag else "")
 
 
@@ -178,18 +179,18 @@ def spreadsheet_safe(text):
 
 def _csv_row(row: Row) -> dict:
     s = row.submission
-    weights = weights_of(s.record["model"])  # {} for a record of schema 2.0: empty cells
-    values = {"rank": row.rank, "family": s.family, "model": s.name, "quantization": weights.get("quantization"),
-              "finetune": weights.get("finetune"), "revision": s.revision, "release_date": s.release_date,
+    weights = weights_of(s.record.model)  # None for a record of schema 2.0: empty cells
+    values = {"rank": row.rank, "family": s.family, "model": s.name,
+              "quantization": weights.quantization if weights else None, "finetune": weights.finetune if weights else None, "revision": s.revision, "release_date": s.release_date,
               "suite": s.suite[0], "suite_version": s.suite[1], "device": s.device, "path": str(s.path),
               "page": str(s.page),
-              "by_construction": " ".join(c.name for c in COLUMNS if s.entry(c.name)["by_construction"])}
+              "by_construction": " ".join(c.name for c in COLUMNS if s.entry(c.name).by_construction)}
     for name in ("family", "model", "quantization", "finetune", "revision", "device"):
         values[name] = spreadsheet_safe(values[name])
     for column in COLUMNS:
         entry = s.entry(column.name)
-        values.update({column.name: entry["value"], f"{column.name}_ci_low": entry["ci_low"],
-                       f"{column.name}_ci_high": entry["ci_high"]})
+        values.update({column.name: entry.value, f"{column.name}_ci_low": entry.ci_low,
+                       f"{column.name}_ci_high": entry.ci_high})
     return values
 
 

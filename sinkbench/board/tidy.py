@@ -29,14 +29,14 @@ FORMATS = (".csv", ".parquet")
 
 def _blocks(s: Submission):
     """(condition, task, metric, ids, hashes, values) per per-document list of one record."""
-    for condition in s.record["conditions"]:
-        for task, outcome in condition["outcomes"].items():
-            documents = s.record["tasks"][task]["documents"]
-            n = outcome["n"]  # the first n documents of the task's list were scored (validate checks it)
-            hashes = documents["hashes"] or [None] * n
-            for metric, values in outcome.items():
+    for condition in s.record.conditions:
+        for task, outcome in condition.outcomes.items():
+            documents = s.record.tasks[task].documents
+            n = outcome.n  # the first n documents of the task's list were scored (validate checks it)
+            hashes = documents.hashes or [None] * n
+            for metric, values in sorted(outcome.to_json().items()):  # by name, as a record's file lists them
                 if metric != "n":
-                    yield condition["name"], task, metric, documents["ids"][:n], hashes[:n], values
+                    yield condition.name, task, metric, documents.ids[:n], hashes[:n], values
 
 
 def tidy_outcomes(submissions: list[Submission]) -> pd.DataFrame:

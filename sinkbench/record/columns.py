@@ -4,8 +4,8 @@
 from the record's own per-document numbers, and the board, the report, `compare` and the
 model-card export read each column's facts here (title, unit, decimals, direction, where its
 numbers come from, how its interval is made, whether it states an MDE, whether it decides a
-regression); no other module restates them. Each column is a pure function of a record (a dict
-as loaded from JSON): it raises views.Missing, with the reason, when the record lacks the part it
+regression); no other module restates them. Each column is a pure function of a record
+(sinkbench.record.types.Record): it raises views.Missing, with the reason, when the record lacks the part it
 reads (the column is then null with that note); any other exception is a bug and propagates.
 
 A summary entry is an estimate (sinkbench.record.stats: value, stderr, 95% interval, method, n,
@@ -25,6 +25,7 @@ import numpy as np
 from sinkbench.grid.conditions import BASELINE, BOS_DROP, BOS_DROP_PREFIX, KNOCKOUT, PREFIX, WINDOW_ONLY, WINDOW_SINKS
 from sinkbench.record import stats
 from sinkbench.record.stats import with_replicates
+from sinkbench.record.types import ABSENT, Condition, Estimate, Record, SummaryValue, as_record
 from sinkbench.record.views import (PERPLEXITY, Missing, accuracy_tasks, conditions_of, find_condition, outcome,
                                     perplexity_documents, prefix_sweep, retrieval_curve, shared_tasks, tasks_of_kind,
                                     word_perplexity)
@@ -71,9 +72,9 @@ class Context:
     and one of texts, so that paired columns read the same documents. bootstrap=False: values
     (and analytic intervals) only, every bootstrap left undefined (what validate needs, fast)."""
 
-    def __init__(self, record: dict, bootstrap: bool = True):
+    def __init__(self, record: Record, bootstrap: bool = True):
         self.record = record
-        seed = record["provenance"]["seed"]
+        seed = record.provenance.seed
         resampler = stats.Resampler if bootstrap else stats.NoResampler
         self.documents = resampler(stats.seed_for(seed, "documents"))
         self.texts = resampler(stats.seed_for(seed, "texts"))
@@ -82,23 +83,23 @@ class Context:
 # ---- scores of conditions, with their resamples -------------------------------------------
 
 
-def suite_estimate(condition: dict, tasks: dict[str, str]) -> dict:
+def suite_estimate(condition: Condition, tasks: dict[str, str]) -> dict:
     """Mean primary metric over `tasks`, stderr from the tasks' analytic stderrs."""
     parts = []
     for task, metric in tasks.items():
-        entry = (condition["scores"].get(task) or {}).get(metric)
+        entry = (condition.scores.get(task) or {}).get(metric)
         if entry is None:
-            raise Missing(f"no {metric} for {task} under {condition['name']}")
-        parts.append(entry)
+            raise Missing(f"no {metric} for {task} under {condition.name}")
+        parts.append(entry.to_json())
     if not parts:
-        raise Missing(f"no accuracy task was run under {condition['name']}")
+        raise Missing(f"no accuracy task was run under {condition.name}")
     return stats.mean_over_tasks(parts)
 
 
-def suite_scores(ctx: Context, conditions: list[dict], shared: dict[str, tuple[str, int]]):
+def suite_scores(ctx: Context, conditions: list[Condition], shared: dict[str, tuple[str, int]]):
     """(S per condition, resampled S per condition (N_BOOTSTRAP,)) over the shared tasks' first n documents."""
     if not shared:
-        raise Missing(f"{', '.join(c['name'] for c in conditions)} share no accuracy task")
+        raise Missing(f"{', '.join(c.name for c in conditions)} share no accuracy task")
     resampler = ctx.documents
     values, replicates = [], []
     for condition in conditions:
@@ -134,14 +135,14 @@ def _profile_mean(eps: float | None = None, part: str | None = None):
     over the sequences of that part of the profile (random_tokens)."""
 
     def compute(record, ctx):
-        profile = record["profile"]
-        if part is not None and profile.get(part) is None:
-            raise Missing(f"the profile has no {part.replace('_', ' ')} part (a schema {record['schema_version']} record)")
-        per_text = (profile[part] if part else profile)["per_text"]
+        profile = record.profile
+        if part is not None and getattr(profile, part) in (None, ABSENT):
+            raise Missing(f"the profile has no {part.replace('_', ' ')} part (a schema {record.schema_version} record)")
+        per_text = (getattr(profile, part) if part else profile).per_text
         if eps is None:
-            values = per_text["alpha_mean"]
-        elif eps_key(eps) in per_text["sink_rate"]:
-            values = per_text["sink_rate"][eps_key(eps)]
+            values = per_text.alpha_mean
+        elif eps_key(eps) in per_text.sink_rate:
+            values = per_text.sink_rate[eps_key(eps)]
         else:
             raise Missing(f"the profile has no sink rate at eps={eps_key(eps)}")
         values = np.asarray([np.nan if v is None else v for v in values], dtype=float)
@@ -168,9 +169,9 @@ def _suite_score(record, ctx):
     return {**result, "replicates": None if few else replicates}
 
 
-def no_bos(record: dict) -> bool:
+def no_bos(record: Record) -> bool:
     """Whether <bos> dependence is 0 by construction: the tokenizer adds no <bos>, so keep and drop are one condition."""
-    return not record["model"]["adds_bos"]
+    return not record.model.adds_bos
 
 
 NO_BOS = "the tokenizer adds no <bos>: keep and drop see the same tokens (see knockout dependence)"
@@ -186,8 +187,8 @@ def _bos_dependence_under_prefix(record, ctx):
     if no_bos(record):
         return {**stats.estimate(0.0, note=NO_BOS), "by_construction": True}
     stressed, dropped = find_condition(record, PREFIX), find_condition(record, BOS_DROP_PREFIX)
-    if stressed["spec"]["prefix_length"] != dropped["spec"]["prefix_length"]:
-        raise Missing(f"{dropped['name']} has no <bos>-kept twin at its prefix length")
+    if stressed.spec.prefix_length != dropped.spec.prefix_length:
+        raise Missing(f"{dropped.name} has no <bos>-kept twin at its prefix length")
     shared = shared_tasks(record, [stressed, dropped])
     (keep, drop), (keep_r, drop_r) = suite_scores(ctx, [stressed, dropped], shared)
     if keep == 0:
@@ -195,7 +196,7 @@ def _bos_dependence_under_prefix(record, ctx):
     with np.errstate(divide="ignore", invalid="ignore"):
         replicates = np.where(keep_r > 0, (keep_r - drop_r) / keep_r, np.nan)
     return with_replicates((keep - drop) / keep, replicates, stats.PAIRED, sum(n for _, n in shared.values()),
-                           f"prefix={stressed['spec']['prefix_length']} tokens", min(n for _, n in shared.values()))
+                           f"prefix={stressed.spec.prefix_length} tokens", min(n for _, n in shared.values()))
 
 
 def _knockout_dependence(record, ctx):
@@ -204,7 +205,7 @@ def _knockout_dependence(record, ctx):
 
 def _length_robustness(record, ctx):
     sweep = prefix_sweep(record)
-    if len(sweep) < 2 or sweep[0]["role"] != BASELINE:
+    if len(sweep) < 2 or sweep[0].role != BASELINE:
         raise Missing("no prefix condition in the record")
     shared = shared_tasks(record, sweep)
     values, replicates = suite_scores(ctx, sweep, shared)
@@ -213,13 +214,13 @@ def _length_robustness(record, ctx):
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.mean([r / replicates[0] for r in replicates[1:]], axis=0)
         ratio = np.where(replicates[0] > 0, ratio, np.nan)
-    lengths = ", ".join(str(c["spec"]["prefix_length"]) for c in sweep[1:])
+    lengths = ", ".join(str(c.spec.prefix_length) for c in sweep[1:])
     value = float(np.mean([v / values[0] for v in values[1:]]))
     return with_replicates(value, ratio, stats.PAIRED, sum(n for _, n in shared.values()),
                            f"prefix = {lengths} tokens; tasks {', '.join(shared)}", min(n for _, n in shared.values()))
 
 
-def _first_token_attention(ctx: Context, conditions: list[dict], shared: dict[str, tuple[str, int]]):
+def _first_token_attention(ctx: Context, conditions: list[Condition], shared: dict[str, tuple[str, int]]):
     """Mean first-token attention per condition (mean over tasks of the documents' mean), with resamples."""
     resampler = ctx.documents
     values, replicates = [], []
@@ -232,7 +233,7 @@ def _first_token_attention(ctx: Context, conditions: list[dict], shared: dict[st
 
 def _sink_share(record, ctx):
     sweep = prefix_sweep(record)
-    if len(sweep) < 2 or sweep[0]["role"] != BASELINE:
+    if len(sweep) < 2 or sweep[0].role != BASELINE:
         raise Missing("no prefix condition in the record")
     first, last = sweep[0], sweep[-1]
     shared = shared_tasks(record, [first, last])
@@ -242,7 +243,7 @@ def _sink_share(record, ctx):
     with np.errstate(divide="ignore", invalid="ignore"):
         replicates = np.where(none_r > 0, longest_r / none_r, np.nan)
     return with_replicates(longest / none, replicates, stats.PAIRED, sum(n for _, n in shared.values()),
-                           f"prefix={last['spec']['prefix_length']} tokens over none", min(n for _, n in shared.values()))
+                           f"prefix={last.spec.prefix_length} tokens over none", min(n for _, n in shared.values()))
 
 
 def effective_length(lengths: list[int], accuracies) -> float | None:
@@ -264,7 +265,7 @@ def _effective_context(record, ctx):
         raise Missing("no pass-key retrieval task in the record")
     baseline = find_condition(record, BASELINE)
     lengths = [length for length, _ in curve]
-    outcomes = [outcome(baseline, task, record["tasks"][task]["primary_metric"]) for _, task in curve]
+    outcomes = [outcome(baseline, task, record.tasks[task].primary_metric) for _, task in curve]
     accuracies = [float(o.mean()) for o in outcomes]
     value = effective_length(lengths, accuracies)
     n = sum(len(o) for o in outcomes)
@@ -305,7 +306,7 @@ def _streaming_gap(record, ctx):
         raise Missing("no perplexity task in the record")
     task = long_text[0]
     only, kept = find_condition(record, WINDOW_ONLY), find_condition(record, WINDOW_SINKS)
-    n = min(only["outcomes"][task]["n"], kept["outcomes"][task]["n"]) if task in only["outcomes"] and task in kept["outcomes"] else 0
+    n = min(only.outcomes[task].n, kept.outcomes[task].n) if task in only.outcomes and task in kept.outcomes else 0
     if not n:
         raise Missing(f"{task} was not scored under both window conditions")
     words, _ = perplexity_documents(record, task)
@@ -318,33 +319,33 @@ def _streaming_gap(record, ctx):
     w = resampler.sums(task, words)
     replicates = np.exp(-resampler.sums(task, ll_only) / w) / np.exp(-resampler.sums(task, ll_kept) / w)
     return with_replicates(value, replicates, stats.PAIRED, n,
-                                 f"{task} word perplexity, window={only['spec']['window']}")
+                                 f"{task} word perplexity, window={only.spec.window}")
 
 
 def _sink_growth(record, ctx):
-    points = record["profile"]["length_sweep"]["points"]
+    points = record.profile.length_sweep.points
     if len(points) < 2:
         raise Missing("the length sweep has fewer than two lengths")
     first, last = points[0], points[-1]
-    a = np.asarray(first["per_text"]["alpha_mean"], dtype=float)
-    b = np.asarray(last["per_text"]["alpha_mean"], dtype=float)
+    a = np.asarray(first.per_text.alpha_mean, dtype=float)
+    b = np.asarray(last.per_text.alpha_mean, dtype=float)
     if a.mean() == 0:
-        raise Missing(f"alpha at T={first['T']} is 0")
-    value, note = float(b.mean() / a.mean()), f"T={last['T']} over T={first['T']}"
+        raise Missing(f"alpha at T={first.T} is 0")
+    value, note = float(b.mean() / a.mean()), f"T={last.T} over T={first.T}"
     fewest = min(len(a), len(b))
-    few = stats.too_few(fewest, f"texts at T={last['T'] if len(b) == fewest else first['T']}")
+    few = stats.too_few(fewest, f"texts at T={last.T if len(b) == fewest else first.T}")
     if few:  # said with the length at fault, rather than from_replicates' general words
         return {**stats.estimate(value, n=len(a) + len(b), note=f"{note}; {few}"), "replicates": None}
     resampler = ctx.texts
     with np.errstate(divide="ignore", invalid="ignore"):
-        replicates = resampler.means(("sweep", last["T"]), b) / resampler.means(("sweep", first["T"]), a)
+        replicates = resampler.means(("sweep", last.T), b) / resampler.means(("sweep", first.T), a)
     method = f"percentile bootstrap over texts, each length resampled on its own ({stats.N_BOOTSTRAP} resamples, seeded)"
     return with_replicates(value, replicates, method, len(a) + len(b), note, fewest)
 
 
 def _massive(record, ctx):
-    massive = record["profile"]["massive_activations"]
-    table = np.asarray(massive["ratio_by_text"], dtype=float)  # (texts, layers)
+    massive = record.profile.massive_activations
+    table = np.asarray(massive.ratio_by_text, dtype=float)  # (texts, layers)
     if table.size == 0:
         raise Missing("no massive-activation ratio was measured")
     by_layer = table.mean(axis=0)
@@ -356,10 +357,10 @@ def _massive(record, ctx):
 
 def _overmixing(variant: str):
     def compute(record, ctx):
-        entry = record["profile"]["overmixing"][variant]
-        if entry is None or not entry["last_layer_by_sequence"]:
+        entry = getattr(record.profile.overmixing, variant)
+        if entry is None or not entry.last_layer_by_sequence:
             raise Missing(f"over-mixing {variant.replace('_', ' ')} was not measured (no <bos> token?)")
-        values = np.asarray(entry["last_layer_by_sequence"], dtype=float)
+        values = np.asarray(entry.last_layer_by_sequence, dtype=float)
         replicates = ctx.texts.means(("overmixing", variant), values)
         method = f"percentile bootstrap over the perturbed sequences ({stats.N_BOOTSTRAP} resamples, seeded)"
         return with_replicates(float(values.mean()), replicates, method, len(values))
@@ -371,19 +372,19 @@ MACHINE_NOTE = "one measurement of the machine that ran the record (provenance.d
 
 
 def _computed(record):
-    return [c for c in record["conditions"] if c["identical_to"] is None]
+    return [c for c in record.conditions if c.identical_to is None]
 
 
 def _throughput(record, ctx):
     conditions = _computed(record)
-    seconds = sum(c["wall_time_s"] for c in conditions)
+    seconds = sum(c.wall_time_s for c in conditions)
     if seconds <= 0:
         raise Missing("no condition was timed")
-    return stats.estimate(sum(c["tokens_processed"] for c in conditions) / seconds, note=MACHINE_NOTE)
+    return stats.estimate(sum(c.tokens_processed for c in conditions) / seconds, note=MACHINE_NOTE)
 
 
 def _wall_time(record, ctx):
-    return stats.estimate(sum(c["wall_time_s"] for c in _computed(record)) + record["profile"]["wall_time_s"],
+    return stats.estimate(sum(c.wall_time_s for c in _computed(record)) + record.profile.wall_time_s,
                           note=MACHINE_NOTE)
 
 
@@ -475,9 +476,11 @@ COLUMNS: tuple[Column, ...] = (
 COLUMNS_BY_NAME = {column.name: column for column in COLUMNS}
 
 
-def measure(record: dict, ctx: Context | None = None) -> dict[str, dict]:
-    """Every column's estimate, with its bootstrap replicates (under "replicates") where it has them.
-    A column the record cannot give (Missing) is null with the reason; any other error is a bug and raises."""
+def measure(record: Record | dict, ctx: Context | None = None) -> dict[str, dict]:
+    """Every column's estimate (stats.estimate), with its bootstrap replicates (under "replicates") where it has
+    them, of a record (or its JSON form). A column the record cannot give (Missing) is null with the reason; any
+    other error is a bug and raises."""
+    record = as_record(record)
     ctx = ctx or Context(record)
     measured = {}
     for column in COLUMNS:
@@ -493,16 +496,17 @@ def measure(record: dict, ctx: Context | None = None) -> dict[str, dict]:
     return measured
 
 
-def compute_summary(record: dict) -> dict[str, dict]:
+def compute_summary(record: Record | dict) -> dict[str, SummaryValue]:
     """{column name: estimate + mde + by_construction} for every column."""
-    return {name: {k: v for k, v in entry.items() if k != "replicates"} for name, entry in measure(record).items()}
+    return {name: SummaryValue.from_json({k: v for k, v in entry.items() if k != "replicates"}, f"summary.{name}")
+            for name, entry in measure(record).items()}
 
 
-def condition_suite_score(condition: dict, record: dict) -> dict | None:
+def condition_suite_score(condition: Condition, record: Record) -> Estimate | None:
     """A condition's suite score over the accuracy tasks it ran (for tables), or None."""
-    tasks = {t: m for t, m in accuracy_tasks(record).items() if t in condition["scores"]}
+    tasks = {t: m for t, m in accuracy_tasks(record).items() if t in condition.scores}
     try:
-        return suite_estimate(condition, tasks) if tasks else None
+        return Estimate.from_json(suite_estimate(condition, tasks)) if tasks else None
     except Missing:
         return None
 

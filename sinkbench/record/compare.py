@@ -17,6 +17,7 @@ import numpy as np
 from sinkbench.errors import SinkbenchError
 from sinkbench.record import stats
 from sinkbench.record.columns import COLUMNS, HIGHER, LOWER, MACHINE, Column, Context, measure
+from sinkbench.record.types import Documents, Estimate, Outcome, PerText, Record, as_record
 from sinkbench.record.views import BASELINE, accuracy_tasks, conditions_of
 
 REGRESSION, IMPROVEMENT, WORSE, BETTER, SMALL, CHANGED, NOISE, UNTESTED = (
@@ -88,15 +89,15 @@ class Comparison:
         return [c for c in self.columns if c.verdict == REGRESSION]
 
 
-def shared_documents(a: dict, b: dict) -> tuple[dict[str, tuple[list[int], list[int]]], list[str]]:
+def shared_documents(a: Record, b: Record) -> tuple[dict[str, tuple[list[int], list[int]]], list[str]]:
     """Per task both records list: (positions in A, positions in B) of the documents with the same
     id and hash, in id order; and the tasks where a shared id holds different content."""
     matched, changed = {}, []
-    for task in sorted(set(a["tasks"]) & set(b["tasks"])):
-        docs_a, docs_b = a["tasks"][task]["documents"], b["tasks"][task]["documents"]
-        where_b = {doc: (i, h) for i, (doc, h) in enumerate(zip(docs_b["ids"], docs_b["hashes"]))}
+    for task in sorted(set(a.tasks) & set(b.tasks)):
+        docs_a, docs_b = a.tasks[task].documents, b.tasks[task].documents
+        where_b = {doc: (i, h) for i, (doc, h) in enumerate(zip(docs_b.ids, docs_b.hashes))}
         pairs = []
-        for i, (doc, h) in enumerate(zip(docs_a["ids"], docs_a["hashes"])):
+        for i, (doc, h) in enumerate(zip(docs_a.ids, docs_a.hashes)):
             if doc in where_b:
                 if where_b[doc][1] != h:
                     changed.append(task)
@@ -119,80 +120,79 @@ def _take(values, positions: list[int]):
     return None if values is None else [values[i] for i in positions]
 
 
-def restrict(record: dict, documents: dict[str, list[int]], scored: dict[tuple[str, str], list[int]],
-             texts: dict) -> dict:
+def restrict(record: Record, documents: dict[str, list[int]], scored: dict[tuple[str, str], list[int]],
+             texts: dict) -> Record:
     """The record cut to the given documents per task (positions, in order) and, per (condition, task),
     the ones both records scored there; scores of 0/1 metrics recomputed on them; profile texts likewise."""
     cut = copy.deepcopy(record)
-    for task, entry in cut["tasks"].items():
+    for task, entry in cut.tasks.items():
         positions = documents.get(task, [])
-        docs = entry["documents"]
-        entry["documents"] = {name: _take(docs[name], positions) for name in ("ids", "hashes", "words", "bytes")}
-    for condition in cut["conditions"]:
-        for task in list(condition["outcomes"]):
-            outcome = condition["outcomes"][task]
-            positions = scored.get((condition["name"], task), [])
+        docs = entry.documents
+        entry.documents = Documents(*(_take(getattr(docs, name), positions) for name in ("ids", "hashes", "words", "bytes")))
+    for condition in cut.conditions:
+        for task in list(condition.outcomes):
+            outcome = condition.outcomes[task]
+            positions = scored.get((condition.name, task), [])
             if not positions:
-                del condition["outcomes"][task]
-                condition["scores"].pop(task, None)
+                del condition.outcomes[task]
+                condition.scores.pop(task, None)
                 continue
-            cut_outcome = {"n": len(positions)}
-            for name, values in outcome.items():
-                if name != "n":
-                    cut_outcome[name] = _take(values, positions)
-            condition["outcomes"][task] = cut_outcome
-            for metric, entry in condition["scores"].get(task, {}).items():
-                values = cut_outcome.get(metric)
+            cut_outcome = Outcome.from_json({name: len(positions) if name == "n" else _take(values, positions)
+                                             for name, values in outcome.to_json().items()})
+            condition.outcomes[task] = cut_outcome
+            for metric in condition.scores.get(task, {}):
+                values = cut_outcome.values(metric)
                 if values is not None and set(values) <= {0, 1}:
-                    condition["scores"][task][metric] = stats.proportion(values)
-    profile = cut["profile"]
+                    condition.scores[task][metric] = Estimate.from_json(stats.proportion(values))
+    profile = cut.profile
     if "profile" in texts:
         keep = texts["profile"]
-        per_text = profile["per_text"]
-        profile["per_text"] = {"hashes": _take(per_text["hashes"], keep), "alpha_mean": _take(per_text["alpha_mean"], keep),
-                               "sink_rate": {eps: _take(v, keep) for eps, v in per_text["sink_rate"].items()}}
-        profile["massive_activations"]["ratio_by_text"] = _take(profile["massive_activations"]["ratio_by_text"], keep)
-        profile["n_sequences"] = len(keep)
-        for entry in profile["overmixing"].values():
+        profile.per_text = _cut_texts(profile.per_text, keep)
+        profile.massive_activations.ratio_by_text = _take(profile.massive_activations.ratio_by_text, keep)
+        profile.n_sequences = len(keep)
+        for entry in (profile.overmixing.with_bos, profile.overmixing.without_bos):
             if entry is not None:
-                kept = [i for i in keep if i < len(entry["last_layer_by_sequence"])]
-                entry["last_layer_by_sequence"] = _take(entry["last_layer_by_sequence"], kept)
-    for point in profile["length_sweep"]["points"]:
-        keep = texts.get(("sweep", point["T"]))
+                kept = [i for i in keep if i < len(entry.last_layer_by_sequence)]
+                entry.last_layer_by_sequence = _take(entry.last_layer_by_sequence, kept)
+    for point in profile.length_sweep.points:
+        keep = texts.get(("sweep", point.T))
         if keep is not None:
-            point["per_text"] = {"hashes": _take(point["per_text"]["hashes"], keep),
-                                 "alpha_mean": _take(point["per_text"]["alpha_mean"], keep),
-                                 "sink_rate": {e: _take(v, keep) for e, v in point["per_text"]["sink_rate"].items()}}
+            point.per_text = _cut_texts(point.per_text, keep)
     return cut
 
 
-def _text_pairs(a: dict, b: dict) -> tuple[dict, dict]:
+def _cut_texts(per_text: PerText, keep: list[int]) -> PerText:
+    return PerText(_take(per_text.hashes, keep), _take(per_text.alpha_mean, keep),
+                   {eps: _take(values, keep) for eps, values in per_text.sink_rate.items()})
+
+
+def _text_pairs(a: Record, b: Record) -> tuple[dict, dict]:
     """Matching profile texts of A and B: the protocol's and each sweep length's, by hash."""
     left, right = {}, {}
-    left["profile"], right["profile"] = shared_texts(a["profile"]["per_text"]["hashes"], b["profile"]["per_text"]["hashes"])
-    points_b = {p["T"]: p for p in b["profile"]["length_sweep"]["points"]}
-    for point in a["profile"]["length_sweep"]["points"]:
-        if point["T"] in points_b:
-            key = ("sweep", point["T"])
-            left[key], right[key] = shared_texts(point["per_text"]["hashes"], points_b[point["T"]]["per_text"]["hashes"])
+    left["profile"], right["profile"] = shared_texts(a.profile.per_text.hashes, b.profile.per_text.hashes)
+    points_b = {p.T: p for p in b.profile.length_sweep.points}
+    for point in a.profile.length_sweep.points:
+        if point.T in points_b:
+            key = ("sweep", point.T)
+            left[key], right[key] = shared_texts(point.per_text.hashes, points_b[point.T].per_text.hashes)
     return left, right
 
 
-def _scored_pairs(a: dict, b: dict, matched: dict) -> tuple[dict, dict]:
+def _scored_pairs(a: Record, b: Record, matched: dict) -> tuple[dict, dict]:
     """Per (condition, task) both records ran: the shared documents both scored there, as positions
     in A and in B (a prefix of the shared list: document lists are in id order)."""
-    in_b = {c["name"]: c for c in b["conditions"]}
+    in_b = {c.name: c for c in b.conditions}
     left, right = {}, {}
-    for condition in a["conditions"]:
-        other = in_b.get(condition["name"])
+    for condition in a.conditions:
+        other = in_b.get(condition.name)
         if other is None:
             continue
-        for task, outcome in condition["outcomes"].items():
-            if task not in matched or task not in other["outcomes"]:
+        for task, outcome in condition.outcomes.items():
+            if task not in matched or task not in other.outcomes:
                 continue
-            pairs = [(i, j) for i, j in zip(*matched[task]) if i < outcome["n"] and j < other["outcomes"][task]["n"]]
-            left[condition["name"], task] = [i for i, _ in pairs]
-            right[condition["name"], task] = [j for _, j in pairs]
+            pairs = [(i, j) for i, j in zip(*matched[task]) if i < outcome.n and j < other.outcomes[task].n]
+            left[condition.name, task] = [i for i, _ in pairs]
+            right[condition.name, task] = [j for _, j in pairs]
     return left, right
 
 
@@ -214,18 +214,21 @@ def _verdict(column: Column, change: dict, limit: float | None, regression_test:
     return REGRESSION if abs(value) > limit + 1e-12 else SMALL
 
 
-def compare(a: dict, b: dict, thresholds: Thresholds, unpaired: bool = False, seed: int = 0) -> Comparison:
-    """B (new) against A (old), column by column; SinkbenchError when the two cannot be compared."""
-    suite_a, suite_b = (tuple(r["provenance"]["suite"][k] for k in ("name", "version")) for r in (a, b))
+def compare(a: Record | dict, b: Record | dict, thresholds: Thresholds, unpaired: bool = False,
+            seed: int = 0) -> Comparison:
+    """B (new) against A (old), records or their JSON form, column by column; SinkbenchError when the two cannot be
+    compared."""
+    a, b = as_record(a), as_record(b)
+    suite_a, suite_b = ((r.provenance.suite.name, r.provenance.suite.version) for r in (a, b))
     if suite_a != suite_b:
         raise SinkbenchError(f"A is suite {' '.join(suite_a)} and B is {' '.join(suite_b)}: records of different suite "
                              "versions score different documents; compare records of one suite version")
     matched, changed = shared_documents(a, b)
-    model_a, model_b = a["model"], b["model"]
-    same_model = (model_a["family"], model_a["name"]) == (model_b["family"], model_b["name"])
+    model_a, model_b = a.model, b.model
+    same_model = (model_a.family, model_a.name) == (model_b.family, model_b.name)
     # Synthetic documents are built to a length in each model's own tokens: between two models they
     # cannot pair, so they are left out (and named) rather than refusing the comparison.
-    per_tokenizer = [] if unpaired or same_model else [t for t in changed if a["tasks"][t]["kind"] == "retrieval"]
+    per_tokenizer = [] if unpaired or same_model else [t for t in changed if a.tasks[t].kind == "retrieval"]
     changed = [t for t in changed if t not in per_tokenizer]
     if changed and not unpaired:
         raise SinkbenchError(f"documents of {', '.join(changed)} have the same ids but other content in A and B "
@@ -233,7 +236,7 @@ def compare(a: dict, b: dict, thresholds: Thresholds, unpaired: bool = False, se
     if not matched and not unpaired:
         raise SinkbenchError("A and B share no document (same id and content hash): nothing to pair; "
                              "--unpaired compares them as independent samples")
-    regression_test = model_a["family"] == model_b["family"]
+    regression_test = model_a.family == model_b.family
     if unpaired:
         before, after = measure(a, Context(a)), measure(b, Context(b))
         paired_docs = {}
@@ -273,19 +276,19 @@ def compare(a: dict, b: dict, thresholds: Thresholds, unpaired: bool = False, se
                       same_model, regression_test, per_tokenizer)
 
 
-def _mcnemar(a: dict, b: dict, matched: dict) -> list[TaskTest]:
+def _mcnemar(a: Record, b: Record, matched: dict) -> list[TaskTest]:
     tests = []
     base_a, base_b = conditions_of(a, BASELINE), conditions_of(b, BASELINE)
     if not base_a or not base_b:
         return tests
     for task, metric in accuracy_tasks(a).items():
-        if task not in matched or task not in base_a[0]["outcomes"] or task not in base_b[0]["outcomes"]:
+        if task not in matched or task not in base_a[0].outcomes or task not in base_b[0].outcomes:
             continue
         positions_a, positions_b = matched[task]
-        out_a, out_b = base_a[0]["outcomes"][task], base_b[0]["outcomes"][task]
-        pairs = [(i, j) for i, j in zip(positions_a, positions_b) if i < out_a["n"] and j < out_b["n"]]
-        before = np.array([out_a[metric][i] for i, _ in pairs])
-        after = np.array([out_b[metric][j] for _, j in pairs])
+        out_a, out_b = base_a[0].outcomes[task], base_b[0].outcomes[task]
+        pairs = [(i, j) for i, j in zip(positions_a, positions_b) if i < out_a.n and j < out_b.n]
+        before = np.array([out_a.values(metric)[i] for i, _ in pairs])
+        after = np.array([out_b.values(metric)[j] for _, j in pairs])
         result = stats.mcnemar(before, after)
         tests.append(TaskTest(task, result["n"], result["lost"], result["gained"], result["p_value"],
                               float(before.mean()), float(after.mean())))

@@ -38,5 +38,5 @@ def estimate(value, low, high, decimals: int = 3, *, signed: bool = False) -> st
 
 
 def entry_text(entry, decimals: int = 3, *, signed: bool = False) -> str:
-    """A record's estimate (anything with value, ci_low and ci_high) as '0.584 [0.551, 0.617]'."""
-    return estimate(entry["value"], entry["ci_low"], entry["ci_high"], decimals, signed=signed)
+    """A record's estimate (sinkbench.record.types.Estimate) as '0.584 [0.551, 0.617]'."""
+    return estimate(entry.value, entry.ci_low, entry.ci_high, decimals, signed=signed)

@@ -5,6 +5,10 @@
 aggregate and every analytic interval is recomputed from the per-document outcomes and must
 agree; every bootstrap interval must hold its value; per-document lists must be aligned and of
 the stated n. No torch.
+
+The checks read the record's JSON form, since they are about what a file holds before it is a
+Record; the summary is recomputed from the typed record (sinkbench.record.types) once the
+checks before it have vouched for every part of it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sinkbench.record.columns import ANALYTIC, BOOTSTRAP, COLUMNS, Context, eps_
 from sinkbench.record.format import schema
 from sinkbench.record.link import point_biserial, quartiles
 from sinkbench.record.scores import WEIGHTED, metric_estimate, uses_loglik
+from sinkbench.record.types import Record, RecordTypeError
 
 TOLERANCE = 1e-6
 
@@ -423,7 +428,7 @@ def _check_status(record: dict) -> list[str]:
     return found
 
 
-def _check_summary(record: dict) -> list[str]:
+def _check_summary(record: dict, typed: Record) -> list[str]:
     names = {c.name for c in COLUMNS}
     found = [f"summary.{name}: not a summary column" for name in sorted(set(record["summary"]) - names)]
     found += [f"summary.{name}: missing" for name in sorted(names - set(record["summary"]))]
@@ -432,7 +437,7 @@ def _check_summary(record: dict) -> list[str]:
     # Values, and the analytic intervals, recomputed; a bootstrap interval (seeded, so reproducible
     # with `measure(record)`) must hold its value: redoing every bootstrap would make checking a
     # board of hundreds of records take minutes.
-    recomputed = measure(record, Context(record, bootstrap=False))
+    recomputed = measure(typed, Context(typed, bootstrap=False))
     for column in COLUMNS:
         stated, expected = record["summary"][column.name], recomputed[column.name]
         where = f"summary.{column.name}"
@@ -472,4 +477,8 @@ def problems(record) -> list[str]:
         found += check(record)
     if found:
         return found  # the summary reads what the checks above vouch for
-    return _check_summary(record)
+    try:
+        typed = Record.from_json(record)
+    except RecordTypeError as err:  # the schema and the checks above leave nothing for this to find: a bug if it does
+        return [str(err)]
+    return _check_summary(record, typed)

@@ -1,6 +1,6 @@
 """Reading a record: conditions by role, tasks by kind, and each document's outcome as aligned arrays.
 
-A record keeps, per task, one document list (`tasks[t].documents`: ids and content hashes) and,
+Everything here reads a typed record (sinkbench.record.types.Record). A record keeps, per task, one document list (`tasks[t].documents`: ids and content hashes) and,
 per condition, each document's outcome in that order (`outcomes[t]`): a condition that ran fewer
 documents (the stress-prefix sweep runs a slice) holds the first n. Everything that compares
 conditions reads them here, on the documents both ran. Torch-free.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from sinkbench.grid.conditions import BASELINE, PREFIX
+from sinkbench.record.types import Condition, Record
 
 ACCURACY, PERPLEXITY, RETRIEVAL = "accuracy", "perplexity", "retrieval"
 
@@ -19,63 +20,59 @@ class Missing(Exception):
     """A number cannot be computed from this record; the message is the reason."""
 
 
-def skipped_whole(condition: dict) -> bool:
-    """A condition none of whose tasks ran (a stress prefix beyond the model's context)."""
-    return all(task in condition["skipped"] for task in condition["tasks"])
-
-
-def conditions_of(record: dict, role: str) -> list[dict]:
+def conditions_of(record: Record, role: str) -> list[Condition]:
     """The record's computed conditions that play `role` (sinkbench.grid.conditions), in the record's order."""
-    return [c for c in record["conditions"] if c["role"] == role and not skipped_whole(c)]
+    return [c for c in record.conditions if c.role == role and not c.skipped_whole]
 
 
-def find_condition(record: dict, role: str) -> dict:
+def find_condition(record: Record, role: str) -> Condition:
     """The condition playing `role`; of several (the prefix sweep), the one with the longest stress prefix."""
     found = conditions_of(record, role)
     if not found:
         raise Missing(f"no {role.replace('_', ' ')} condition in the record")
-    return max(found, key=lambda c: c["spec"]["prefix_length"])
+    return max(found, key=lambda c: c.spec.prefix_length)
 
 
-def tasks_of_kind(record: dict, kind: str) -> dict[str, str]:
+def tasks_of_kind(record: Record, kind: str) -> dict[str, str]:
     """task -> primary metric, for the record's tasks of one kind (accuracy, perplexity, retrieval)."""
-    return {name: task["primary_metric"] for name, task in record["tasks"].items() if task["kind"] == kind}
+    return {name: task.primary_metric for name, task in record.tasks.items() if task.kind == kind}
 
 
-def accuracy_tasks(record: dict) -> dict[str, str]:
+def accuracy_tasks(record: Record) -> dict[str, str]:
     return tasks_of_kind(record, ACCURACY)
 
 
-def n_documents(condition: dict, task: str) -> int:
+def n_documents(condition: Condition, task: str) -> int:
     """How many of the task's documents the condition scored (0: none)."""
-    entry = condition["outcomes"].get(task)
-    return 0 if entry is None else entry["n"]
+    entry = condition.outcomes.get(task)
+    return 0 if entry is None else entry.n
 
 
-def outcome(condition: dict, task: str, name: str, n: int | None = None) -> np.ndarray:
+def outcome(condition: Condition, task: str, name: str, n: int | None = None) -> np.ndarray:
     """The per-document values `name` (acc, acc_norm, loglik, alpha, text_start) of the first n documents."""
-    entry = condition["outcomes"].get(task)
-    if entry is None or entry.get(name) is None:
-        raise Missing(f"no per-document {name} for {task} under {condition['name']}")
-    values = np.asarray([np.nan if v is None else v for v in entry[name]], dtype=float)
+    entry = condition.outcomes.get(task)
+    listed = None if entry is None else entry.values(name)
+    if listed is None:
+        raise Missing(f"no per-document {name} for {task} under {condition.name}")
+    values = np.asarray([np.nan if v is None else v for v in listed], dtype=float)
     if name in ("alpha", "text_start") and np.isnan(values[:n]).any():
-        raise Missing(f"{task} under {condition['name']}: documents whose queries could see the first token in no layer "
+        raise Missing(f"{task} under {condition.name}: documents whose queries could see the first token in no layer "
                       "(their first-token attention is undefined)")
     if n is not None:
         if n > len(values):
-            raise Missing(f"{condition['name']} scored {len(values)} documents of {task}, not {n}")
+            raise Missing(f"{condition.name} scored {len(values)} documents of {task}, not {n}")
         values = values[:n]
     return values
 
 
-def score(condition: dict, task: str, metric: str) -> float:
-    entry = (condition["scores"].get(task) or {}).get(metric)
-    if entry is None or entry["value"] is None:
-        raise Missing(f"no {metric} for {task} under {condition['name']}")
-    return entry["value"]
+def score(condition: Condition, task: str, metric: str) -> float:
+    entry = condition.scores.get(task, {}).get(metric)
+    if entry is None or entry.value is None:
+        raise Missing(f"no {metric} for {task} under {condition.name}")
+    return entry.value
 
 
-def shared_tasks(record: dict, conditions: list[dict], kind: str = ACCURACY) -> dict[str, tuple[str, int]]:
+def shared_tasks(record: Record, conditions: list[Condition], kind: str = ACCURACY) -> dict[str, tuple[str, int]]:
     """task -> (primary metric, documents all `conditions` scored), for tasks of `kind` they all ran."""
     shared = {}
     for task, metric in tasks_of_kind(record, kind).items():
@@ -85,12 +82,12 @@ def shared_tasks(record: dict, conditions: list[dict], kind: str = ACCURACY) -> 
     return shared
 
 
-def perplexity_documents(record: dict, task: str) -> tuple[np.ndarray, np.ndarray]:
+def perplexity_documents(record: Record, task: str) -> tuple[np.ndarray, np.ndarray]:
     """Words and bytes of each of the task's documents (the denominators of word and byte perplexity)."""
-    documents = record["tasks"][task]["documents"]
-    if documents.get("words") is None:
+    documents = record.tasks[task].documents
+    if documents.words is None:
         raise Missing(f"{task} has no per-document word counts")
-    return np.asarray(documents["words"], dtype=float), np.asarray(documents["bytes"], dtype=float)
+    return np.asarray(documents.words, dtype=float), np.asarray(documents.bytes, dtype=float)
 
 
 def word_perplexity(loglik: np.ndarray, words: np.ndarray) -> float:
@@ -99,16 +96,16 @@ def word_perplexity(loglik: np.ndarray, words: np.ndarray) -> float:
         return float(np.exp(-loglik.sum() / words.sum()))
 
 
-def prefix_sweep(record: dict) -> list[dict]:
+def prefix_sweep(record: Record) -> list[Condition]:
     """The baseline and the computed stress-prefix conditions, by prefix length."""
     sweep = conditions_of(record, BASELINE) + conditions_of(record, PREFIX)
-    return sorted(sweep, key=lambda c: c["spec"]["prefix_length"])
+    return sorted(sweep, key=lambda c: c.spec.prefix_length)
 
 
-def retrieval_curve(record: dict, family: str = "passkey") -> list[tuple[int, str]]:
+def retrieval_curve(record: Record, family: str = "passkey") -> list[tuple[int, str]]:
     """(length, task) of the retrieval tasks of a family the baseline scored, shortest first."""
-    tasks = [(t["retrieval"]["length"], name) for name, t in record["tasks"].items()
-             if t["kind"] == RETRIEVAL and t["retrieval"]["family"] == family]
+    tasks = [(t.retrieval.length, name) for name, t in record.tasks.items()
+             if t.kind == RETRIEVAL and t.retrieval.family == family]
     baseline = conditions_of(record, BASELINE)
     scored = [(length, name) for length, name in tasks if baseline and n_documents(baseline[0], name)]
     return sorted(scored)

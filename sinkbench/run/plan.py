@@ -13,6 +13,7 @@ import torch
 
 from sinkbench.grid.conditions import BOS_DROP_PREFIX
 from sinkbench.grid.suite import GridCell, Suite, task_spec
+from sinkbench.record.types import Condition as RecordCondition  # a saved condition: the record's part and more
 
 
 def plan_cells(cells: tuple[GridCell, ...], suite: Suite, has_data: bool) -> tuple[list[GridCell], list[str]]:
@@ -32,7 +33,7 @@ def plan_cells(cells: tuple[GridCell, ...], suite: Suite, has_data: bool) -> tup
     return runnable, skipped
 
 
-def beyond_context(cell: GridCell, suite: Suite, max_context: int | None, head: int, baseline: dict | None) -> dict[str, str]:
+def beyond_context(cell: GridCell, suite: Suite, max_context: int | None, head: int, baseline: RecordCondition | None) -> dict[str, str]:
     """The cell's tasks the model cannot take whole, each with the reason.
 
     A retrieval document of L tokens needs L + head tokens. Under a stress prefix of P tokens a
@@ -48,15 +49,15 @@ def beyond_context(cell: GridCell, suite: Suite, max_context: int | None, head: 
         if spec.retrieval is not None and spec.retrieval[1] + head + prefix > max_context:
             skipped[task] = (f"beyond the model's context: a {spec.retrieval[1]}-token document"
                              f"{f' after a {prefix}-token prefix' if prefix else ''} in {max_context} tokens")
-        elif prefix and baseline is not None and task in baseline.get("sinks", {}):
-            longest = baseline["sinks"][task]["max_tokens"]
+        elif prefix and baseline is not None and task in baseline.sinks:
+            longest = baseline.sinks[task].max_tokens
             if prefix + longest > max_context + 1:
                 skipped[task] = (f"beyond the model's context: a {prefix}-token prefix and the task's longest "
                                  f"sequence ({longest} tokens) exceed {max_context} tokens")
     return skipped
 
 
-def fitting_prefix(cell: GridCell, suite: Suite, max_context: int | None, head: int, baseline: dict | None) -> GridCell:
+def fitting_prefix(cell: GridCell, suite: Suite, max_context: int | None, head: int, baseline: RecordCondition | None) -> GridCell:
     """The suite's `<bos>`-dropped stress cell at the longest of its prefix lengths the model can take
     (a model with an 8k context gets its <bos> dependence under stress at 4096 rather than none at
     16384). Any other cell, or one that fits, as it is."""
@@ -87,19 +88,19 @@ class Estimator:
     seconds: float = 0.0
     work: float = 0.0
 
-    def learn(self, cell: GridCell, document: dict) -> None:
-        for task, outcome in document["outcomes"].items():
-            sinks = document["sinks"].get(task)
+    def learn(self, cell: GridCell, document: RecordCondition) -> None:
+        for task, outcome in document.outcomes.items():
+            sinks = document.sinks.get(task)
             if sinks is None:
                 continue
-            self.documents.setdefault(task, outcome["n"])
-            per_request = max(1.0, sinks["mean_tokens"] - cell.condition.prefix_length)
-            self.tokens.setdefault(task, per_request * sinks["n_requests"] / outcome["n"])
+            self.documents.setdefault(task, outcome.n)
+            per_request = max(1.0, sinks.mean_tokens - cell.condition.prefix_length)
+            self.tokens.setdefault(task, per_request * sinks.n_requests / outcome.n)
             self.lengths.setdefault(task, per_request)
-        if document["identical_to"] is None and document["wall_time_s"] > 0:
-            work = self.cell_work(cell, {task: o["n"] for task, o in document["outcomes"].items()})
+        if document.identical_to is None and document.wall_time_s > 0:
+            work = self.cell_work(cell, {task: o.n for task, o in document.outcomes.items()})
             if work:
-                self.seconds += document["wall_time_s"]
+                self.seconds += document.wall_time_s
                 self.work += work
 
     def cell_work(self, cell: GridCell, counts: dict[str, int] | None = None) -> float | None:

@@ -16,7 +16,7 @@ from sinkbench.harness.scoring import default_max_batch_tokens
 
 def provenance(config, suite, hashes: dict[str, str], documents: list[dict], data_dir, load_seconds=None) -> dict:
     """Versions, device, date, seed, command, limit, suite, task config hashes and data checksums."""
-    used_prefix = data_dir is not None and any(d["spec"]["prefix_length"] for d in documents)
+    used_prefix = data_dir is not None and any(d.spec.prefix_length for d in documents)
     return {
         "sinkbench_version": sinkbench.__version__,
         "lm_eval_version": md.version("lm_eval"),

@@ -2,7 +2,7 @@
 
 `condition_document()` turns what lm-eval returned (its per-document samples) and the backend's
 statistics of the same passes into the document `sinkbench run` saves per condition;
-`record_entry()` picks the record's part of it. Scores are recomputed here from the documents'
+`SavedCondition.record_part()` is the record's part of it. Scores are recomputed here from the documents'
 own outcomes (the aggregate lm-eval reports is the same number), with intervals from
 sinkbench.record.stats; metric keys like "acc,none" never leave this module.
 """
@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -18,12 +21,27 @@ from sinkbench.grid.suite import GridCell
 from sinkbench.harness.backend import ConditionStatistics
 from sinkbench.record import stats
 from sinkbench.record.link import sink_correctness_link
+from sinkbench.record.format import finite
 from sinkbench.record.scores import PERPLEXITY, WEIGHTED, metric_estimate
+from sinkbench.record.types import Condition, Documents, Estimate, FirstToken, Link, Outcome, TaskSinks
 
 FORMAT = "sinkbench.condition/2"
 LM_EVAL_KEYS = ("n-samples", "higher_is_better", "versions", "n-shot")
-RECORD_KEYS = ("name", "role", "spec", "tasks", "identical_to", "skipped", "scores", "outcomes", "sinks", "first_tokens",
-               "tokens_processed", "truncated_requests", "wall_time_s", "link")
+
+
+@dataclass
+class SavedCondition(Condition):
+    """What `sinkbench run` saves per condition (`<slug>.json`): the record's part, and what the record is assembled
+    from (each task's documents, the model's identity, lm-eval's metadata)."""
+
+    format: str = FORMAT
+    documents: dict[str, Documents] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    lm_eval: dict[str, Any] = field(default_factory=dict)
+
+    def record_part(self) -> Condition:
+        """The condition as the record keeps it."""
+        return Condition(**{f.name: getattr(self, f.name) for f in fields(Condition)})
 
 
 def document_hash(arguments) -> str:
@@ -91,7 +109,7 @@ def task_outcomes(task: str, samples: list[dict], entries: dict, text_start: boo
 
 
 def condition_document(*, cell: GridCell, result: dict, statistics: ConditionStatistics, primary: dict[str, str],
-                       wall_time_s: float, seed: int, skipped: dict[str, str]) -> dict:
+                       wall_time_s: float, seed: int, skipped: dict[str, str]) -> SavedCondition:
     """The saved form of one computed condition. `primary` maps accuracy tasks to their 0/1 metric."""
     samples_by_task = result.get("samples") or {}
     entries = statistics.ledger.entries
@@ -109,60 +127,37 @@ def condition_document(*, cell: GridCell, result: dict, statistics: ConditionSta
             link[task] = {"metric": primary[task],
                           **sink_correctness_link(correct, {d: a for d, a in zip(ids, outcomes[task]["alpha"]) if a is not None},
                                                   seed=seed)}
-    return {
-        **_cell(cell),
-        "identical_to": None,
-        "skipped": dict(skipped),
-        "scores": scores,
-        "outcomes": outcomes,
-        "documents": lists,
-        "sinks": statistics.ledger.summary(),
-        "first_tokens": first_tokens(statistics.ledger.first_tokens, statistics.tokenizer),
-        "tokens_processed": statistics.tokens_processed,
-        "truncated_requests": statistics.counts.truncated,
-        "wall_time_s": round(wall_time_s, 1),
-        "link": link,
-        "model": statistics.identity.to_dict(),
-        "lm_eval": {key: result.get(key) for key in LM_EVAL_KEYS},
-    }
+    return SavedCondition(
+        name=cell.condition.name, role=cell.role, spec=cell.condition, tasks=list(cell.tasks), identical_to=None,
+        skipped=dict(skipped),
+        scores={t: {m: Estimate.from_json(finite(e), f"scores.{t}.{m}") for m, e in by.items()} for t, by in scores.items()},
+        outcomes={t: Outcome.from_json(finite(o), f"outcomes.{t}") for t, o in outcomes.items()},
+        sinks={t: TaskSinks.from_json(finite(v), f"sinks.{t}") for t, v in statistics.ledger.summary().items()},
+        first_tokens=first_tokens(statistics.ledger.first_tokens, statistics.tokenizer),
+        tokens_processed=statistics.tokens_processed, truncated_requests=statistics.counts.truncated,
+        wall_time_s=round(wall_time_s, 1), link={t: Link.from_json(finite(v), f"link.{t}") for t, v in link.items()},
+        documents={t: Documents(**d) for t, d in lists.items()}, model=statistics.identity.to_dict(),
+        lm_eval={key: result.get(key) for key in LM_EVAL_KEYS},
+    )
 
 
-def _cell(cell: GridCell) -> dict:
-    """What every saved condition says of its grid cell."""
-    return {"format": FORMAT, "name": cell.condition.name, "role": cell.role, "spec": cell.condition.to_dict(),
-            "tasks": list(cell.tasks)}
+def skipped_document(cell: GridCell, skipped: dict[str, str], model: dict) -> SavedCondition:
+    """A condition none of whose tasks could run (a stress prefix beyond the model's context); with no tasks
+    skipped, the placeholder a rank other than 0 keeps of a condition rank 0 computed (what decides twins)."""
+    return SavedCondition(name=cell.condition.name, role=cell.role, spec=cell.condition, tasks=list(cell.tasks),
+                          identical_to=None, skipped=dict(skipped), scores={}, outcomes={}, sinks={}, first_tokens=[],
+                          tokens_processed=0, truncated_requests=0, wall_time_s=0.0, link={}, model=model)
 
 
-def skipped_document(cell: GridCell, skipped: dict[str, str], model: dict) -> dict:
-    """A condition none of whose tasks could run (a stress prefix beyond the model's context)."""
-    return {**_cell(cell), "identical_to": None, "skipped": dict(skipped), "scores": {}, "outcomes": {},
-            "documents": {}, "sinks": {}, "first_tokens": [], "tokens_processed": 0, "truncated_requests": 0,
-            "wall_time_s": 0.0, "link": {}, "model": model, "lm_eval": {}}
-
-
-def first_tokens(counts, tokenizer, top: int = 16) -> list[dict]:
+def first_tokens(counts, tokenizer, top: int = 16) -> list[FirstToken]:
     """The most frequent first tokens, most frequent first, ties by id (the same counts always read the same)."""
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
-    return [{"id": int(tid), "token": tokenizer.decode([tid])[:64], "count": int(count)} for tid, count in ranked]
+    return [FirstToken(int(tid), tokenizer.decode([tid])[:64], int(count)) for tid, count in ranked]
 
 
-def identical_document(cell: GridCell, twin: dict) -> dict:
+def identical_document(cell: GridCell, twin: SavedCondition) -> SavedCondition:
     """A condition that sees exactly the token sequences of `twin`: its numbers, computed once."""
+    same = twin.identical(cell.condition.name, cell.role, cell.condition, list(cell.tasks))
     keep = set(cell.tasks)
-    return {
-        **_cell(cell),
-        "identical_to": twin["name"],
-        "skipped": {t: v for t, v in twin["skipped"].items() if t in keep},
-        **{part: {t: v for t, v in twin[part].items() if t in keep}
-           for part in ("scores", "outcomes", "documents", "sinks", "link")},
-        "first_tokens": twin["first_tokens"],
-        "tokens_processed": twin["tokens_processed"],
-        "truncated_requests": twin["truncated_requests"],
-        "wall_time_s": 0.0,
-        "model": twin["model"],
-        "lm_eval": twin["lm_eval"],
-    }
-
-
-def record_entry(document: dict) -> dict:
-    return {key: document[key] for key in RECORD_KEYS}
+    return SavedCondition(**vars(same), documents={t: v for t, v in twin.documents.items() if t in keep},
+                          model=twin.model, lm_eval=twin.lm_eval)

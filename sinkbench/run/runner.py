@@ -36,11 +36,14 @@ from sinkbench.measure.placement import Placement
 from sinkbench.measure.profile import FORMAT as PROFILE_FORMAT
 from sinkbench.measure.profile import profile_document, sink_profile
 from sinkbench.record.build import build_record, task_entry, write_record
+from sinkbench.record.format import finite
+from sinkbench.record.types import Documents, Model, Profile, Provenance, RecordTypeError
 from sinkbench.run.folder import PROFILE, RECORD, ResultsFolder, rank
 from sinkbench.run.provenance import provenance, task_hashes
 from sinkbench.run.plan import (Estimator, attention_ratio, beyond_context, first_estimate, fitting_prefix, matrix_rate,
                                 plan_cells)
-from sinkbench.run.results import FORMAT, condition_document, identical_document, record_entry, skipped_document
+from sinkbench.run.results import (FORMAT, SavedCondition, condition_document, identical_document,
+                                   skipped_document)
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,24 @@ def _data_dir(config: RunConfig) -> tuple[str | None, list[str]]:
     return str(resolve_data_dir(config.data_dir)), []
 
 
+def _saved(folder: ResultsFolder, name: str, cell: GridCell) -> SavedCondition | None:
+    """The condition saved under `name` by an earlier start of this run, if it is this cell's; None otherwise."""
+    document = folder.load(name)
+    if document is None or document.get("format") != FORMAT or document.get("name") != cell.condition.name:
+        return None
+    try:
+        return SavedCondition.from_json(document, name)
+    except RecordTypeError:
+        return None  # damaged: computed again, as a file that is not JSON is
+
+
 def _signature(loaded: LoadedModel, condition: Condition) -> tuple:
     """What decides the token sequences a condition produces: head, prefix length, attention edits."""
     head = head_tokens(condition, loaded.tokenizer, loaded.identity.adds_bos)
     return head, condition.prefix_length, MaskEdit.for_condition(condition, loaded.identity.n_layers)
 
 
-def _twin(loaded: LoadedModel, cell: GridCell, documents: list[tuple[GridCell, dict]]) -> dict | None:
+def _twin(loaded: LoadedModel, cell: GridCell, documents: list[tuple[GridCell, SavedCondition]]) -> SavedCondition | None:
     """An earlier computed condition whose token sequences and attention are exactly this cell's
     (on the same tasks and documents).
 
@@ -93,14 +107,14 @@ def _twin(loaded: LoadedModel, cell: GridCell, documents: list[tuple[GridCell, d
     """
     signature = _signature(loaded, cell.condition)
     for earlier, document in documents:
-        if document["identical_to"] is None and set(cell.tasks) <= set(document["tasks"]) and earlier.limit == cell.limit:
-            if _signature(loaded, Condition.from_dict(document["spec"])) == signature:
+        if document.identical_to is None and set(cell.tasks) <= set(document.tasks) and earlier.limit == cell.limit:
+            if _signature(loaded, document.spec) == signature:
                 return document
     return None
 
 
-def still_to_compute(loaded: LoadedModel, suite, cells: list[GridCell], documents: list[tuple[GridCell, dict]],
-                     baseline: dict | None) -> list[GridCell]:
+def still_to_compute(loaded: LoadedModel, suite, cells: list[GridCell], documents: list[tuple[GridCell, SavedCondition]],
+                     baseline: SavedCondition | None) -> list[GridCell]:
     """The cells, with their tasks, that the rest of the grid will compute: a twin of an earlier condition
     is carried over and a task beyond the model's context is skipped, so neither counts for the time left."""
     seen = list(documents)
@@ -113,7 +127,7 @@ def still_to_compute(loaded: LoadedModel, suite, cells: list[GridCell], document
         tasks = tuple(t for t in cell.tasks if t not in skipped)
         if tasks:
             left.append(GridCell(cell.condition, tasks, cell.role, cell.limit))
-            seen.append((cell, {"identical_to": None, "tasks": list(cell.tasks), "spec": cell.condition.to_dict()}))
+            seen.append((cell, skipped_document(cell, {}, {})))  # what decides twins: its spec and tasks
     return left
 
 
@@ -174,7 +188,7 @@ class _Session:
         return self.manager
 
 
-def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path, skipped: dict[str, str]) -> dict:
+def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path, skipped: dict[str, str]) -> SavedCondition | None:
     config = session.config
     sidecar.unlink(missing_ok=True)  # rows of an interrupted attempt would be counted twice
     lm = SinkbenchLM(loaded=session.model(), condition=cell.condition, sidecar=str(sidecar), data_dir=session.data_dir,
@@ -189,7 +203,7 @@ def run_condition(session: _Session, cell: GridCell, suite: Suite, sidecar: Path
             numpy_random_seed=config.seed, torch_random_seed=config.seed, fewshot_random_seed=config.seed,
         )
     if result is None:  # a rank other than 0 under data parallelism
-        return {}
+        return None
     specs = [task_spec(suite, t, (result.get("results") or {}).get(t, {})) for t in cell.tasks if t not in skipped]
     primary = {spec.name: spec.primary_metric for spec in specs if spec.kind in (ACCURACY, RETRIEVAL)}
     return condition_document(cell=cell, result=result, statistics=lm.statistics(), primary=primary,
@@ -225,14 +239,13 @@ def _run(config, suite, cells, folder, session, missing, data_dir, log) -> Path 
     if unknown:
         raise SinkbenchError(f"unknown task(s): {', '.join(sorted(set(unknown)))} (see `sinkbench tasks`)")
     rank0 = rank() == 0
-    documents: list[tuple[GridCell, dict]] = []
+    documents: list[tuple[GridCell, SavedCondition]] = []
     estimator = None
     for number, cell in enumerate(cells, start=1):
         name = f"{cell.condition.slug}.json"
         header = f"[{number}/{len(cells)}] {cell.condition.name}"
-        document = folder.load(name)
-        if (document is not None and document.get("format") == FORMAT and document.get("name") == cell.condition.name
-                and set(cell.tasks) <= set(document["tasks"])):
+        document = _saved(folder, name, cell)
+        if document is not None and set(cell.tasks) <= set(document.tasks):
             log(f"{header}: done already ({name})")
             documents.append((cell, document))
             if estimator is not None:
@@ -255,8 +268,8 @@ def _run(config, suite, cells, folder, session, missing, data_dir, log) -> Path 
                 log(f"{header}: beyond the model's context; the longest prefix it takes is {fitted.condition.prefix_length}")
                 cell, name = fitted, f"{fitted.condition.slug}.json"
                 header = f"[{number}/{len(cells)}] {cell.condition.name}"
-                document = folder.load(name)
-                if document is not None and document.get("format") == FORMAT and document.get("name") == cell.condition.name:
+                document = _saved(folder, name, cell)
+                if document is not None:
                     log(f"{header}: done already ({name})")
                     documents.append((cell, document))
                     estimator.learn(cell, document)
@@ -266,7 +279,7 @@ def _run(config, suite, cells, folder, session, missing, data_dir, log) -> Path 
         if twin is not None and not rank0:
             continue
         if twin is not None:
-            log(f"{header}: the same token sequences as {twin['name']}; its numbers are carried over")
+            log(f"{header}: the same token sequences as {twin.name}; its numbers are carried over")
             document = identical_document(cell, twin)
         elif len(skipped) == len(cell.tasks):
             log(f"{header}: skipped, {next(iter(skipped.values()))}")
@@ -278,15 +291,14 @@ def _run(config, suite, cells, folder, session, missing, data_dir, log) -> Path 
             for task, reason in skipped.items():
                 log(f"{header}: {task} skipped, {reason}")
             document = run_condition(session, cell, suite, config.out / f"{cell.condition.slug}.sinks.jsonl", skipped)
-            if not document:  # another rank than 0: rank 0 holds the results; keep what decides twins
-                documents.append((cell, {"name": cell.condition.name, "spec": cell.condition.to_dict(),
-                                         "tasks": list(cell.tasks), "identical_to": None}))
+            if document is None:  # another rank than 0: rank 0 holds the results; keep what decides twins
+                documents.append((cell, skipped_document(cell, {}, {})))
                 continue
             estimator.learn(cell, document)
-        folder.save(name, document)
+        folder.save(name, document.to_json())
         documents.append((cell, document))
         if twin is None and len(skipped) < len(cell.tasks):
-            log(f"{header}: {document['wall_time_s']:.0f} s, saved")
+            log(f"{header}: {document.wall_time_s:.0f} s, saved")
     if not rank0:
         return None  # rank 0 writes the profile and the record
     profile = _profile(config, folder, session, suite, data_dir, log)
@@ -314,25 +326,25 @@ def _profile(config: RunConfig, folder: ResultsFolder, session: _Session, suite:
     return profile
 
 
-def task_documents(documents: list[dict]) -> dict[str, dict]:
+def task_documents(documents: list[SavedCondition]) -> dict[str, Documents]:
     """Each task's document list: the longest any condition scored; every other condition must
     have scored a prefix of it (the same ids and content hashes)."""
-    lists: dict[str, dict] = {}
+    lists: dict[str, Documents] = {}
     for document in documents:
-        for task, entry in document.get("documents", {}).items():
+        for task, entry in document.documents.items():
             held = lists.get(task)
-            if held is None or len(entry["ids"]) > len(held["ids"]):
+            if held is None or len(entry.ids) > len(held.ids):
                 held, entry = entry, held
                 lists[task] = held
             if entry is not None:
-                n = len(entry["ids"])
-                if entry["ids"] != held["ids"][:n] or entry["hashes"] != held["hashes"][:n]:
+                n = len(entry.ids)
+                if entry.ids != held.ids[:n] or entry.hashes != held.hashes[:n]:
                     raise SinkbenchError(f"{task}: conditions scored different documents; rerun with --force")
     return lists
 
 
 def _write_record(config, suite, folder, session, documents, profile, missing, data_dir) -> Path:
-    identity = dict(documents[0]["model"]) if documents else session.model().identity.to_dict()
+    identity = dict(documents[0].model) if documents else session.model().identity.to_dict()
     # A model handed over in memory keeps the name its caller gave; a loaded one is named by its spec.
     name = identity["name"] if identity["source"] == "memory" else display_name(config.model)
     model = {**identity, "name": name, "release_date": config.release_date}
@@ -340,15 +352,17 @@ def _write_record(config, suite, folder, session, documents, profile, missing, d
         model["family"] = config.family
     higher = {}
     for document in documents:
-        higher.update(((document.get("lm_eval") or {}).get("higher_is_better")) or {})
+        higher.update(document.lm_eval.get("higher_is_better") or {})
     lists = task_documents(documents)
     tasks = {t: task_entry(task_spec(suite, t, higher.get(t, {})), higher.get(t, {}), lists.get(t))
-             for d in documents for t in d["tasks"]}
-    tasks_run = sorted({t for d in documents for t in d["tasks"] if t in lists})
+             for d in documents for t in d.tasks}
+    tasks_run = sorted({t for d in documents for t in d.tasks if t in lists})
     hashes = task_hashes(session.tasks().task_index, tasks_run) if tasks_run else {}
-    record = build_record(model=model, provenance=provenance(config, suite, hashes, documents, data_dir, session.load_seconds),
-                          tasks=tasks, profile=profile, conditions=[record_entry(d) for d in documents],
-                          missing=missing)
+    record = build_record(model=Model.from_json(model, "model"),
+                          provenance=Provenance.from_json(provenance(config, suite, hashes, documents, data_dir,
+                                                                     session.load_seconds), "provenance"),
+                          tasks=tasks, profile=Profile.from_json(finite(profile), "profile"),
+                          conditions=[d.record_part() for d in documents], missing=missing)
     path = folder.path / RECORD
     write_record(record, path)
     return path

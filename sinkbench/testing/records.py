@@ -1,10 +1,13 @@
-"""Hand-made, internally consistent records of a suite (schema 2.0), for the board tests and the scale benchmark.
+"""Hand-made, internally consistent records of a suite, for the board tests and the scale benchmark.
 
 Every number is chosen, not measured. Each document has a fixed difficulty u in (0, 1) (an even
 grid, shuffled by the seed); under a condition with accuracy p a document is right when u < p,
 so conditions of one record are paired the way real ones are (a document lost under <bos>
 removal is one that was hard), and a task's accuracy is round(p * n) / n exactly. Scores,
-intervals and the summary are computed by sinkbench itself, so `validate.problems(record) == []`.
+intervals and the summary are computed by sinkbench itself, and the record is assembled by its one
+writer (sinkbench.record.build, the typed parts of sinkbench.record.types), the run's: a twin
+condition carries its twin's numbers as the run carries them (types.Condition.identical). So
+`validate.problems(record) == []`. make_record returns the record's JSON form, for tests to edit.
 """
 
 from __future__ import annotations
@@ -15,16 +18,22 @@ import json
 import math
 import random
 
+import numpy as np
+
 from sinkbench.grid import catalog
 from sinkbench.grid.conditions import BOS_DROP, BOS_DROP_PREFIX, KNOCKOUT, PREFIX, WINDOW_ONLY, WINDOW_SINKS
 from sinkbench.grid.suite import SUITES
 from sinkbench.record import stats
 from sinkbench.record.build import build_record, task_entry
+from sinkbench.record.columns import compute_summary
 from sinkbench.record.link import sink_correctness_link
 from sinkbench.record.scores import metric_estimate
+from sinkbench.record.types import (Condition, Documents, Estimate, FirstToken, Link, Model, Outcome, Profile,
+                                    Provenance, TaskSinks)
 from sinkbench.record.validate import problems
 
 TASK_OFFSETS = (-0.04, 0.0, 0.04, -0.02, 0.02, -0.03, 0.03, 0.0)  # per accuracy task; the first three sum to 0
+ALPHA_CAP = 1 - 0.05  # a hand-made alpha stays this far inside [0, 1], so that a small shift keeps it there
 PERPLEXITY = {"baseline": 20.0, WINDOW_ONLY: 240.0, WINDOW_SINKS: 22.0, KNOCKOUT: 45.0, BOS_DROP: 60.0}
 
 
@@ -49,7 +58,8 @@ def _alpha_table(layers: int, heads: int, level: float, rng: random.Random) -> l
     table = []
     for layer in range(layers):
         depth = 0.2 if layer == 0 else 1.0
-        table.append([round(min(0.95, max(0.05, level * depth + rng.uniform(-0.15, 0.15))), 4) for _ in range(heads)])
+        table.append([round(min(ALPHA_CAP, max(1 - ALPHA_CAP, level * depth + rng.uniform(-0.15, 0.15))), 4)
+                      for _ in range(heads)])
     return table
 
 
@@ -84,7 +94,7 @@ def _profile(table, growth: float, rng: random.Random, texts: int, sweep: tuple[
     layers = len(table)
     points = []
     for index, T in enumerate(t for t in sweep if t <= max_context):
-        scaled = [[round(min(0.95, v * (1 + growth * index)), 6) for v in row] for row in table]
+        scaled = [[round(min(ALPHA_CAP, v * (1 + growth * index)), 6) for v in row] for row in table]
         part = _fix_table(_alpha_part(scaled, 8, rng, f"sweep{T}"))
         points.append({"T": T, "n_sequences": 8, **part, "alpha_mean_by_type": {"full": part["alpha_mean"]},
                        "queries_seeing_first_by_layer": [float(T)] * layers})
@@ -147,7 +157,7 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
                 bos_dependence: float = 0.3, knockout_dependence: float = 0.5, robustness: float = 0.9,
                 alpha_level: float = 0.6, growth: float = 0.1, adds_bos: bool = True, layers: int = 4, heads: int = 4,
                 seed: int = 0, docs: int = 40, sweep_docs: int = 20, retrieval_docs: int = 8, texts: int = 20,
-                retrieval: tuple[float, ...] = (1.0, 0.95, 0.9, 0.75, 0.6, 0.4, 0.2), max_context: int = 8192,
+                retrieval: tuple[float, ...] = (1.0, 19 / 20, 0.9, 0.75, 0.6, 0.4, 0.2), max_context: int = 8192,
                 weights_sha256: str | None = None, suite_version: str | None = None, weights: dict | None = None,
                 check: bool = True) -> dict:
     """A valid, complete record of a suite whose numbers follow from the arguments (see the module docstring)."""
@@ -169,7 +179,7 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
         difficulty[spec.name] = _difficulties(n, random.Random(f"{seed}-{spec.name}")) if n else []
         if spec.kind == catalog.PERPLEXITY:
             higher = {"word_perplexity": False, "byte_perplexity": False, "bits_per_byte": False}
-        tasks[spec.name] = task_entry(spec, higher, lists[spec.name])
+        tasks[spec.name] = task_entry(spec, higher, Documents(**lists[spec.name]))
     conditions = []
     for cell in plan.grid():
         spec = cell.condition
@@ -200,8 +210,6 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
                 words = lists[task]["words"][:n]
                 outcome["loglik"] = [round(-w * math.log(ppl) * (1 + 0.05 * (x - 0.5)), 6) for w, x in zip(words, u)]
                 ll = outcome["loglik"]
-                import numpy as np
-
                 sizes_w, sizes_b = np.array(words, dtype=float), np.array(lists[task]["bytes"][:n], dtype=float)
                 scores[task] = {name: metric_estimate(name, None, np.array(ll), sizes, stats.seed_for(seed, task, name))
                                 for name, sizes in (("word_perplexity", sizes_w), ("byte_perplexity", sizes_b),
@@ -220,17 +228,22 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
             outcomes[task] = outcome
             sinks[task] = _sinks(layers, _mean(alpha), n, 80.0 + spec.prefix_length, fixed > 0)
         computed = twin is None and len(skipped) < len(cell.tasks)
-        conditions.append({
-            "name": spec.name, "role": cell.role, "spec": spec.to_dict(), "tasks": list(cell.tasks), "identical_to": twin,
-            "skipped": skipped, "scores": scores, "outcomes": outcomes, "sinks": sinks,
-            "first_tokens": [{"id": 2, "token": "<bos>", "count": 10}] if fixed else [],
-            "tokens_processed": 50_000 if computed else 0, "truncated_requests": 0,
-            "wall_time_s": 10.0 if computed else 0.0, "link": link,
-        })
-    _carry_twins(conditions)
+        if twin is not None:  # carried over as `sinkbench run` carries a twin's numbers
+            conditions.append(next(c for c in conditions if c.name == twin).identical(spec.name, cell.role, spec,
+                                                                                      list(cell.tasks)))
+            continue
+        conditions.append(Condition(
+            name=spec.name, role=cell.role, spec=spec, tasks=list(cell.tasks), identical_to=None, skipped=skipped,
+            scores={t: {m: Estimate.from_json(e) for m, e in by.items()} for t, by in scores.items()},
+            outcomes={t: Outcome.from_json(o) for t, o in outcomes.items()},
+            sinks={t: TaskSinks.from_json(v) for t, v in sinks.items()},
+            first_tokens=[FirstToken(id=2, token="<bos>", count=10)] if fixed else [],
+            tokens_processed=50_000 if computed else 0, truncated_requests=0,
+            wall_time_s=10.0 if computed else 0.0, link={t: Link.from_json(v) for t, v in link.items()},
+        ))
     table = _alpha_table(layers, heads, alpha_level, rng)
     record = build_record(
-        model={
+        model=Model.from_json({
             "name": model, "source": "hub", "family": family, "architecture": "LlamaForCausalLM", "revision": revision,
             "weights_sha256": weights_sha256, "n_parameters": 1_000_000, "dtype": "float32",
             "n_layers": layers, "n_heads": heads, "n_kv_heads": heads, "max_context": max_context,
@@ -238,8 +251,8 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
             "adds_bos": adds_bos, "release_date": release_date,
             # `weights`: a describe_weights() dict (schema 3.0 requires one); by default float32 safetensors
             "weights": weights if weights is not None else DEFAULT_WEIGHTS, "attention_implementation": "sinkbench",
-        },
-        provenance={
+        }),
+        provenance=Provenance.from_json({
             "sinkbench_version": "0.1.0", "lm_eval_version": "0.4.13", "transformers_version": "5.24.0",
             "torch_version": "2.13.0", "python_version": "3.11.7", "device": "cpu",
             "date": "2025-01-01T00:00:00+00:00", "model_load_s": 15.0, "seed": 1234,
@@ -247,27 +260,21 @@ def make_record(family: str = "gemma", model: str = "gemma-7b", revision: str | 
             "suite": {"name": suite, "version": suite_version or plan.version, "custom_grid": False},
             "task_hashes": {name: hashlib.sha256(name.encode()).hexdigest() for name in tasks},
             "data_files": {}, "stress_prefix": None,
-        },
+        }),
         tasks=tasks,
-        profile=_profile(table, growth, rng, texts, plan.profile.sweep_lengths, max_context),
+        profile=Profile.from_json(_profile(table, growth, rng, texts, plan.profile.sweep_lengths, max_context)),
         conditions=conditions,
         missing=[],
-    )
+    ).to_json()
     if check:
         found = problems(record)
         assert found == [], found[:3]
     return record
 
 
-def _carry_twins(conditions: list[dict]) -> None:
-    """A condition identical to an earlier one carries that one's numbers."""
-    by_name = {c["name"]: c for c in conditions}
-    for condition in conditions:
-        twin = condition["identical_to"]
-        if twin is not None:
-            source = by_name[twin]
-            for part in ("scores", "outcomes", "sinks", "link", "skipped"):
-                condition[part] = {t: copy.deepcopy(v) for t, v in source[part].items() if t in condition["tasks"]}
+def resummarised(record: dict) -> dict:
+    """The summary of a record's JSON form, recomputed from its numbers, as JSON (after a test edited them)."""
+    return {name: entry.to_json() for name, entry in compute_summary(record).items()}
 
 
 _CACHE: dict[str, dict] = {}
@@ -281,4 +288,4 @@ def record(**options) -> dict:
     return copy.deepcopy(_CACHE[key])
 
 
-__all__ = ["make_record", "record", "BOS_DROP_PREFIX", "PREFIX"]
+__all__ = ["make_record", "record", "resummarised", "BOS_DROP_PREFIX", "PREFIX"]
