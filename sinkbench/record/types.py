@@ -343,7 +343,10 @@ class OvermixingPair(Part):
 
 
 @dataclass
-class SweepPoint(Part):
+class Alpha(Part):
+    """First-token attention over a set of texts of T tokens: the sink rate per eps, mean α, α by layer and by
+    (layer, head), and each text's own values (the profile, a point of its length sweep, the random-token probe)."""
+
     T: int
     n_sequences: int
     sink_rate: dict[str, float | None]
@@ -351,6 +354,10 @@ class SweepPoint(Part):
     alpha_by_layer: list[float | None]
     alpha_by_head: list[list[float | None]]
     per_text: PerText
+
+
+@dataclass
+class SweepPoint(Alpha):
     alpha_mean_by_type: dict[str, float | None] = _optional()  # schema 3.0 on
     queries_seeing_first_by_layer: list[float | None] = _optional()  # schema 3.0 on
 
@@ -373,40 +380,28 @@ class Layer(Part):
 
 
 @dataclass
-class RandomTokens(Part):
+class RandomTokens(Alpha):
     """Gu et al.'s probe: uniformly drawn token ids behind the profile's head."""
 
-    T: int
-    n_sequences: int
     seed: int
-    sink_rate: dict[str, float | None]
-    alpha_mean: float | None
-    alpha_by_layer: list[float | None]
-    alpha_by_head: list[list[float | None]]
     alpha_mean_by_type: dict[str, float | None]
-    per_text: PerText
 
 
 @dataclass
-class Profile(Part):
-    T: int
-    n_sequences: int
+class Profile(Alpha):
+    """The sink profile: Gu et al.'s protocol on the profile's texts, and what sinkbench measures beside it."""
+
     text_source: str
     bos: str
     eps: list[float]
     mean_tokens: float
     first_tokens: list[FirstToken]
-    sink_rate: dict[str, float | None]
-    alpha_mean: float | None
-    alpha_by_layer: list[float | None]
-    alpha_by_head: list[list[float | None]]
     first_k_mass: list[float]
     strongest_heads: list[StrongestHead]
     massive_activations: MassiveActivations
     value_norm_ratio_by_layer: list[float | None]
     learned_sink_mass_by_layer: list[float] | None
     overmixing: OvermixingPair
-    per_text: PerText
     length_sweep: LengthSweep
     wall_time_s: float
     layers: list[Layer] = _optional()  # schema 3.0 on
