@@ -4,70 +4,20 @@ A record on disk is JSON (sinkbench.record.format); in code it is a `Record`, bu
 parts and read through their attributes. The JSON Schema (schema/record.schema.json) stays the
 contract for what a file may hold, and `sinkbench validate` checks a file against it before
 anything parses it; tests/test_record_types.py ties every type here to the schema (the same
-keys, the same required ones), so the two cannot drift apart.
-
-`Part.from_json` reads a part from its JSON form (checked scalars; lists of plain values are
-kept as they are, since the schema has checked them); `to_json` gives it back, key for key:
-`Record.from_json(x).to_json() == x` for every valid record, so a record rewritten through the
-types is byte-identical. A key a record of an older schema does not have is `ABSENT` (never
-written), which is different from a JSON null (`None`).
+keys, the same required ones), so the two cannot drift apart. Reading and writing the JSON form,
+key for key, is sinkbench.record.jsonform's: `Record.from_json(x).to_json() == x` for every valid
+record, so a record rewritten through the types is byte-identical.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, ClassVar, Union
+from dataclasses import dataclass
+from typing import ClassVar
 
-from sinkbench.errors import SinkbenchError
 from sinkbench.grid.conditions import Condition as Spec
+from sinkbench.record.jsonform import ABSENT, Part, RecordTypeError, optional, parse_part, rest
 
-
-class _Absent:
-    """A key the record does not have (a part an older schema did not ask for)."""
-
-    _instance = None
-
-    def __new__(cls):
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-ABSENT: Any = _Absent()
-
-
-class RecordTypeError(SinkbenchError):
-    """A value of the wrong shape at a path of the record; the message is one line: 'path: problem'."""
-
-
-def _optional(default=ABSENT):
-    return field(default=default)
-
-
-def _rest():
-    """The field that takes every key the type does not name (an outcome's per-metric lists)."""
-    return field(default_factory=dict, metadata={"rest": True})
-
-
-class Part:
-    """A part of a record: built from its JSON form and written back to it, key for key."""
-
-    @classmethod
-    def from_json(cls, data, path: str | None = None):
-        return _parse(cls, data, path or cls.__name__.lower())
-
-    def to_json(self) -> dict:
-        return _dump(self)
+__all__ = ["ABSENT", "Part", "RecordTypeError", "Spec"]  # with every part below
 
 
 # ---- estimates --------------------------------------------------------------------------
@@ -128,8 +78,8 @@ class Model(Part):
     bos_token_id: int | None
     adds_bos: bool
     release_date: str | None
-    weights: Weights | None = _optional()  # schema 3.0 on
-    attention_implementation: str = _optional()  # schema 3.0 on
+    weights: Weights | None = optional()  # schema 3.0 on
+    attention_implementation: str = optional()  # schema 3.0 on
 
 
 @dataclass
@@ -202,9 +152,9 @@ class Outcome(Part):
 
     n: int
     alpha: list[float | None]
-    text_start: list[float | None] = _optional()
-    loglik: list[float] = _optional()
-    metrics: dict[str, list[float]] = _rest()
+    text_start: list[float | None] = optional()
+    loglik: list[float] = optional()
+    metrics: dict[str, list[float]] = rest()
 
     def values(self, name: str):
         """The per-document list `name` (alpha, text_start, loglik or a metric); None where the outcome has none."""
@@ -236,7 +186,7 @@ class TaskSinks(Part):
     first_k_mass: list[float]
     mean_tokens: float
     max_tokens: int
-    queries_seeing_first_by_layer: list[float | None] | None = _optional()
+    queries_seeing_first_by_layer: list[float | None] | None = optional()
 
 
 @dataclass
@@ -358,8 +308,8 @@ class Alpha(Part):
 
 @dataclass
 class SweepPoint(Alpha):
-    alpha_mean_by_type: dict[str, float | None] = _optional()  # schema 3.0 on
-    queries_seeing_first_by_layer: list[float | None] = _optional()  # schema 3.0 on
+    alpha_mean_by_type: dict[str, float | None] = optional()  # schema 3.0 on
+    queries_seeing_first_by_layer: list[float | None] = optional()  # schema 3.0 on
 
 
 @dataclass
@@ -404,9 +354,9 @@ class Profile(Alpha):
     overmixing: OvermixingPair
     length_sweep: LengthSweep
     wall_time_s: float
-    layers: list[Layer] = _optional()  # schema 3.0 on
-    alpha_mean_by_type: dict[str, float | None] = _optional()  # schema 3.0 on
-    random_tokens: RandomTokens | None = _optional()  # schema 3.0 on
+    layers: list[Layer] = optional()  # schema 3.0 on
+    alpha_mean_by_type: dict[str, float | None] = optional()  # schema 3.0 on
+    random_tokens: RandomTokens | None = optional()  # schema 3.0 on
 
 
 # ---- the record -------------------------------------------------------------------------
@@ -430,7 +380,7 @@ class Record(Part):
 
     @classmethod
     def from_json(cls, data, path: str | None = None) -> Record:
-        return _parse(cls, data, path or cls.PATH)
+        return parse_part(cls, data, path or cls.PATH)
 
     def condition(self, name: str) -> Condition:
         for condition in self.conditions:
@@ -442,106 +392,3 @@ class Record(Part):
 def as_record(record) -> Record:
     """A Record, from a Record or its JSON form (a record loaded with json, or built by hand)."""
     return record if isinstance(record, Record) else Record.from_json(record)
-
-
-# ---- reading and writing the JSON form --------------------------------------------------
-
-_SCALARS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-
-
-@lru_cache(maxsize=None)
-def _hints(cls) -> tuple[tuple[str, Any, bool, bool], ...]:
-    """(name, type, required, rest) per field of a part."""
-    hints = typing.get_type_hints(cls)
-    return tuple((f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-                  bool(f.metadata.get("rest"))) for f in dataclasses.fields(cls))
-
-
-def _union_args(hint) -> tuple | None:
-    if typing.get_origin(hint) in (Union, types.UnionType):
-        return typing.get_args(hint)
-    return None
-
-
-def _parse(hint, value, path: str):
-    args = _union_args(hint)
-    if args is not None:
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        if value is None:
-            raise RecordTypeError(f"{path}: null where a value is required")
-        return _parse(options[0], value, path)
-    if hint is Any:
-        return value
-    origin = typing.get_origin(hint)
-    if origin is list:
-        if not isinstance(value, list):
-            raise RecordTypeError(f"{path}: {type(value).__name__} where a list is required")
-        (item,) = typing.get_args(hint)
-        if dataclasses.is_dataclass(item):
-            return [_parse(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
-        return value
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise RecordTypeError(f"{path}: {type(value).__name__} where an object is required")
-        _, item = typing.get_args(hint)
-        if dataclasses.is_dataclass(item) or typing.get_origin(item) is dict:
-            return {k: _parse(item, v, f"{path}.{k}") for k, v in value.items()}
-        return value
-    if dataclasses.is_dataclass(hint):
-        return _parse_part(hint, value, path)
-    if hint in _SCALARS:
-        ok = (isinstance(value, bool) if hint is bool else
-              isinstance(value, (int, float)) and not isinstance(value, bool) if hint is float else
-              isinstance(value, hint) and not isinstance(value, bool))
-        if not ok:
-            raise RecordTypeError(f"{path}: {value!r:.40} where {_SCALARS[hint]} is required")
-        return value
-    raise TypeError(f"no reader for {hint!r} at {path}")  # a type above that this module cannot read: a bug here
-
-
-def _parse_part(cls, value, path: str):
-    if not isinstance(value, dict):
-        raise RecordTypeError(f"{path}: {type(value).__name__} where an object is required")
-    known, rest_field, kwargs = set(), None, {}
-    for name, hint, required, rest in _hints(cls):
-        if rest:
-            rest_field = (name, hint)
-            continue
-        known.add(name)
-        if name in value:
-            kwargs[name] = _parse(hint, value[name], f"{path}.{name}")
-        elif required:
-            raise RecordTypeError(f"{path}: missing '{name}'")
-    extra = {k: v for k, v in value.items() if k not in known}
-    if rest_field is not None:
-        name, hint = rest_field
-        kwargs[name] = {k: _parse(typing.get_args(hint)[1], v, f"{path}.{k}") for k, v in extra.items()}
-    elif extra:
-        raise RecordTypeError(f"{path}: unknown key '{sorted(extra)[0]}'")
-    try:
-        return cls(**kwargs)
-    except SinkbenchError as err:  # a spec the grid refuses (sinkbench.grid.conditions)
-        raise RecordTypeError(f"{path}: {err}") from None
-
-
-def _dump(value):
-    if isinstance(value, Spec):
-        return value.to_dict()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {}
-        for name, _, _, rest in _hints(type(value)):
-            item = getattr(value, name)
-            if rest:
-                out.update({k: _dump(v) for k, v in item.items()})
-            elif item is not ABSENT:
-                out[name] = _dump(item)
-        return out
-    if isinstance(value, list):
-        if value and isinstance(value[0], (int, float, str, type(None))):
-            return list(value)  # plain values, as read
-        return [_dump(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _dump(v) for k, v in value.items()}
-    return value
