@@ -16,7 +16,7 @@ import numpy as np
 
 from sinkbench.record import stats
 from sinkbench.record.types import Estimate, Record
-from sinkbench.record.views import BASELINE, Missing, conditions_of, outcome, prefix_sweep, retrieval_curve, shared_tasks
+from sinkbench.record.views import BASELINE, RETRIEVAL, Missing, conditions_of, outcome, prefix_sweep, retrieval_curve, shared_tasks
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def sinks_by_layer(record: Record, part: str = "alpha_by_layer") -> list[tuple[i
 
 
 def retrieval_families(record: Record) -> list[str]:
-    return sorted({t.retrieval.family for t in record.tasks.values() if t.kind == "retrieval"})
+    return sorted({t.retrieval.family for t in record.tasks.values() if t.kind == RETRIEVAL})
 
 
 def retrieval_points(record: Record, family: str) -> list[Point]:

@@ -16,11 +16,12 @@ from markupsafe import Markup
 from sinkbench.board import heatmap, recordplots
 from sinkbench.board.table import (BY_CONSTRUCTION, MACHINE_COLUMNS, MISSING, MODEL_COLUMNS, format_interval,
                                    format_value, heading)
+from sinkbench.grid.catalog import PERPLEXITY
 from sinkbench.grid.conditions import BASELINE
 from sinkbench.record.columns import condition_suite_score
 from sinkbench.record.identity import FORMATS, weights_of, weights_tag
 from sinkbench.record.numbers import interval, number
-from sinkbench.record.types import Estimate, Model, Record
+from sinkbench.record.types import Condition, Estimate, Model, Record, Task
 
 MODEL_FIELDS = (("name", "model"), ("family", "family"), ("revision", "revision"), ("weights_sha256", "weights sha256"),
                 ("release_date", "released"), ("source", "source"), ("architecture", "architecture"),
@@ -108,11 +109,11 @@ def _summary(record: Record) -> tuple[list[dict], list[dict]]:
     return rows, machine
 
 
-def _places(task: dict) -> int:
-    return 2 if task.kind == "perplexity" else 3
+def _places(task: Task) -> int:
+    return 2 if task.kind == PERPLEXITY else 3
 
 
-def _cell(condition: dict, name: str, task: dict) -> dict:
+def _cell(condition: Condition, name: str, task: Task) -> dict:
     """One grid cell: the task's primary metric under the condition, skipped (with why) or not run."""
     if name in condition.skipped:
         return {"kind": "skipped", "text": MISSING, "interval": "", "title": f"skipped: {condition.skipped[name]}"}

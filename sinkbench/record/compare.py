@@ -18,7 +18,7 @@ from sinkbench.errors import SinkbenchError
 from sinkbench.record import stats
 from sinkbench.record.columns import COLUMNS, HIGHER, LOWER, MACHINE, Column, Context, measure
 from sinkbench.record.types import Documents, Estimate, Outcome, PerText, Record, as_record
-from sinkbench.record.views import BASELINE, accuracy_tasks, conditions_of
+from sinkbench.record.views import BASELINE, RETRIEVAL, accuracy_tasks, conditions_of
 
 REGRESSION, IMPROVEMENT, WORSE, BETTER, SMALL, CHANGED, NOISE, UNTESTED = (
     "regression", "improvement", "worse", "better", "worse, below the threshold", "changed", "within noise", "not tested")
@@ -228,7 +228,7 @@ def compare(a: Record | dict, b: Record | dict, thresholds: Thresholds, unpaired
     same_model = (model_a.family, model_a.name) == (model_b.family, model_b.name)
     # Synthetic documents are built to a length in each model's own tokens: between two models they
     # cannot pair, so they are left out (and named) rather than refusing the comparison.
-    per_tokenizer = [] if unpaired or same_model else [t for t in changed if a.tasks[t].kind == "retrieval"]
+    per_tokenizer = [] if unpaired or same_model else [t for t in changed if a.tasks[t].kind == RETRIEVAL]
     changed = [t for t in changed if t not in per_tokenizer]
     if changed and not unpaired:
         raise SinkbenchError(f"documents of {', '.join(changed)} have the same ids but other content in A and B "

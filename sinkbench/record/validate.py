@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 
 from sinkbench.errors import SinkbenchError
 from sinkbench.files import field_path
+from sinkbench.grid.catalog import RETRIEVAL
 from sinkbench.grid.conditions import CUSTOM, Condition, role_of
 from sinkbench.grid.suite import SUITES
 from sinkbench.record import stats
@@ -340,7 +341,7 @@ def _check_documents(record: dict) -> list[str]:
                 found += problems_
                 if array is not None and len(array) and array.sum() == 0:
                     found.append(f"{where}.{name}: every document holds 0 {name}")
-        if (entry["kind"] == "retrieval") != (entry["retrieval"] is not None):
+        if (entry["kind"] == RETRIEVAL) != (entry["retrieval"] is not None):
             found.append(f"tasks.{task}.retrieval: set exactly for retrieval tasks")
     return found
 

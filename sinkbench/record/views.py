@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from sinkbench.grid.catalog import ACCURACY, PERPLEXITY, RETRIEVAL
 from sinkbench.grid.conditions import BASELINE, PREFIX
 from sinkbench.record.types import Condition, Record
-
-ACCURACY, PERPLEXITY, RETRIEVAL = "accuracy", "perplexity", "retrieval"
 
 
 class Missing(Exception):
