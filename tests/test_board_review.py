@@ -43,13 +43,16 @@ def test_a_new_family_gets_its_rank_band_and_the_nearest_records(tmp_path, capsy
     code, text, _ = review(board, base, capsys)
     assert code == 0
     assert text.startswith("<!-- sinkbench board review -->\n")
-    assert "1 record added or changed, 0 removed. Every changed record is valid, and the board builds (2 records)" in text
-    # The README's example table: SmolLM2 0.484 [0.463, 0.504] lies wholly below Gemma's 0.561 [0.540, 0.581]: band 2.
-    assert "Rank band 2 of 2 records on suite quick 4.0; suite score 0.484 [0.463, 0.504]." in text
+    assert "1 record added or changed, 0 removed. Every changed record is valid, and the board builds (3 records)" in text
+    # The README's example table: SmolLM2 0.484 [0.463, 0.504] lies wholly below Gemma's 0.561 [0.540, 0.581] (band 2)
+    # and overlaps Qwen's 0.525 [0.504, 0.546] (the same band: the two cannot be told apart).
+    assert "Rank band 2 of 3 records on suite quick 4.0; suite score 0.484 [0.463, 0.504]." in text
     assert "The first release of family smollm2 on suite quick 4.0 on this board" in text
     rows = {line.split(" | ")[1].strip("*"): line for line in text.splitlines() if line.startswith("| ") and " | " in line}
     assert rows["gemma3-270m"].startswith("| 1 |") and rows["gemma3-270m"].endswith("| no |")
     assert "0.561 [0.540, 0.581]" in rows["gemma3-270m"] and "0.342 [0.311, 0.374]" in rows["gemma3-270m"]
+    assert rows["qwen2.5-coder-0.5b-instruct-q4\\_k\\_m"].startswith("| 1 |")
+    assert rows["qwen2.5-coder-0.5b-instruct-q4\\_k\\_m"].endswith("| yes |")
     assert rows["smollm2-135m"].endswith("| (this record) |") and "0 by construction" in rows["smollm2-135m"]
     assert (board / "site" / "index.html").is_file() and "smollm2-135m" in (board / "README.md").read_text()
 
