@@ -15,6 +15,7 @@ from sinkbench.grid.conditions import BASELINE, BOS_DROP, Condition
 from sinkbench.grid.suite import GridCell, ProfilePlan
 from sinkbench.measure.models import load_model, loaded_from_memory
 from sinkbench.measure.profile import sink_profile
+from sinkbench.record.types import Record
 from sinkbench.record.validate import problems
 
 TEXTS = ["the king and the queen went to the city and saw a big red house by the river . " * 2,
@@ -122,20 +123,19 @@ def test_evaluate_returns_a_valid_record_of_a_model_from_memory_and_writes_it_on
     record = evaluate(model, tokenizer, identity, grid=grid, include_path=tasks)
     assert list((tmp_path / "scratch").iterdir()) == [], "out=None left files behind"
     assert_same(before, snapshot(model))
-    assert problems(record) == []
-    assert record["model"]["source"] == "memory" and record["model"]["name"] == "my-run"
-    assert (record["model"]["family"], record["model"]["revision"], record["model"]["release_date"]) == \
-        ("tiny", "step-200", "2026-01-02")
-    assert record["model"]["weights_sha256"] is None and record["model"]["adds_bos"] is True
-    assert [c["name"] for c in record["conditions"]] == ["bos=keep", "bos=drop"]
-    assert record["summary"]["bos_dependence"]["value"] is not None
-    assert record["provenance"]["command"] == ["sinkbench.api.evaluate", "my-run"]
+    assert isinstance(record, Record) and problems(record.to_json()) == []
+    assert record.model.source == "memory" and record.model.name == "my-run"
+    assert (record.model.family, record.model.revision, record.model.release_date) == ("tiny", "step-200", "2026-01-02")
+    assert record.model.weights_sha256 is None and record.model.adds_bos is True
+    assert [c.name for c in record.conditions] == ["bos=keep", "bos=drop"]
+    assert record.summary["bos_dependence"].value is not None
+    assert record.provenance.command == ["sinkbench.api.evaluate", "my-run"]
     # Written when asked, as `sinkbench run --out` writes it; the same numbers.
     written = evaluate(model, tokenizer, identity, grid=grid, include_path=tasks, out=tmp_path / "run")
     on_disk = json.loads((tmp_path / "run" / "record.json").read_text())
-    assert on_disk == written
+    assert on_disk == written.to_json()
     times = re.compile(r"wall_time_s|throughput|date")
-    assert _without(on_disk["conditions"], times) == _without(record["conditions"], times)
+    assert _without(on_disk["conditions"], times) == _without(record.to_json()["conditions"], times)
 
 
 def _without(value, pattern):
@@ -153,9 +153,9 @@ def test_evaluate_runs_a_synthetic_task_in_the_models_own_tokens_without_reloadi
     model, tokenizer = make_model("llama"), make_tokenizer()
     grid = make_grid(tasks=["sinkbench_passkey_quick_512"], bos=["keep"], prefix=[0])
     record = evaluate(model, tokenizer, Identity("no-folder"), grid=grid, limit=2)
-    assert problems(record) == []
-    assert record["conditions"][0]["scores"]["sinkbench_passkey_quick_512"]["acc"]["n"] == 2
-    lengths = record["conditions"][0]["sinks"]["sinkbench_passkey_quick_512"]["max_tokens"]
+    assert problems(record.to_json()) == []
+    assert record.conditions[0].scores["sinkbench_passkey_quick_512"]["acc"].n == 2
+    lengths = record.conditions[0].sinks["sinkbench_passkey_quick_512"].max_tokens
     assert 500 <= lengths <= 513, lengths  # 512 of this tokenizer's tokens (+ <bos>), not another's
 
 

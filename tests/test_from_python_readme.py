@@ -40,8 +40,8 @@ def test_the_readme_examples_run(monkeypatch, tmp_path, capsys):
     namespace = {"model": model, "tokenizer": tokenizer, "Trainer": Trainer, "args": args, "train_data": train_data}
     api, callback = snippets()
     exec(api, namespace)
-    assert namespace["profile"].n_sequences == 100 and namespace["record"]["model"]["source"] == "memory"
-    assert namespace["record"]["summary"]["bos_dependence"]["value"] is not None
+    assert namespace["profile"].n_sequences == 100 and namespace["record"].model.source == "memory"
+    assert namespace["record"].summary["bos_dependence"].value is not None
     assert capsys.readouterr().out.strip().endswith("memory")
     exec(callback, namespace)
     logged = [e["step"] for e in namespace["trainer"].state.log_history if "sink/alpha_mean" in e]
