@@ -11,7 +11,7 @@ record, so a record rewritten through the types is byte-identical.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from sinkbench.grid.conditions import Condition as Spec
@@ -160,11 +160,11 @@ class Outcome(Part):
         """The per-document list `name` (alpha, text_start, loglik or a metric); None where the outcome has none."""
         if name in self.metrics:
             return self.metrics[name]
-        value = getattr(self, name, None) if name in _OUTCOME_FIELDS else None
+        value = getattr(self, name) if name in _OUTCOME_LISTS else None
         return None if value is ABSENT else value
 
 
-_OUTCOME_FIELDS = ("n", "alpha", "text_start", "loglik")
+_OUTCOME_LISTS = {f.name for f in fields(Outcome)} - {"n", "metrics"}  # alpha, text_start, loglik
 
 
 @dataclass
